@@ -1,0 +1,131 @@
+"""Batches from a whole split held as one normalised tensor on the run's device.
+
+No Python per sample: an epoch is one `randperm`, index gathers and tensor-op augmentation.
+Every rank draws the same permutation (seeded by seed and epoch) and takes a disjoint,
+equal-sized shard of it, so ranks agree on step counts without communicating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mnistlab.data import Split
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any tuple of values; different tuples give unrelated streams."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def random_translate(
+    images: torch.Tensor, pad: int, fill: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Shift each image by an independent random offset in [-pad, pad]^2, filling with `fill`.
+
+    Equivalent to torchvision's RandomCrop(size, padding=pad, fill=...) per sample, done as one
+    pad and one gather for the whole batch.
+    """
+    if pad == 0:
+        return images
+    batch, channels, height, width = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), value=fill)
+    offsets = torch.randint(
+        0, 2 * pad + 1, (2, batch), generator=generator, device=generator.device
+    ).to(images.device)
+    rows = (offsets[0, :, None] + torch.arange(height, device=images.device))[:, None, :, None]
+    cols = (offsets[1, :, None] + torch.arange(width, device=images.device))[:, None, None, :]
+    batch_index = torch.arange(batch, device=images.device)[:, None, None, None]
+    channel_index = torch.arange(channels, device=images.device)[None, :, None, None]
+    return padded[batch_index, channel_index, rows, cols]
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    mean: float = 0.0
+    std: float = 1.0
+
+    @property
+    def background(self) -> float:
+        """The normalised value of a black (0) pixel, used to fill translated borders."""
+        return (0.0 - self.mean) / self.std
+
+
+class BatchSource:
+    """Shuffled (training) or ordered (evaluation) batches of one split, on `device`.
+
+    Images are stored as float32 in [0,1], normalised with `norm` once. `batch_size` is per rank.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        norm: Normalisation = Normalisation(),
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        translate: int = 0,
+    ) -> None:
+        self.device = torch.device(device)
+        self.images = ((split.images.to(self.device).float() / 255.0) - norm.mean) / norm.std
+        self.labels = split.labels.to(self.device)
+        self.batch_size = batch_size
+        self.norm = norm
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.translate = translate
+
+    def __len__(self) -> int:
+        """Samples in the split."""
+        return len(self.labels)
+
+    @property
+    def shard_size(self) -> int:
+        """Training samples per rank per epoch (the remainder of N / world_size is skipped)."""
+        return len(self) // self.world_size
+
+    def steps_per_epoch(self) -> int:
+        return -(-self.shard_size // self.batch_size)
+
+    def shard_indices(self, epoch: int) -> torch.Tensor:
+        """This rank's sample indices for `epoch`: a disjoint, equal-sized slice of one shared
+        permutation, so the ranks together cover all but N mod world_size samples."""
+        generator = torch.Generator().manual_seed(derive_seed("order", self.seed, epoch))
+        order = torch.randperm(len(self), generator=generator)
+        return order[self.rank * self.shard_size : (self.rank + 1) * self.shard_size]
+
+    def train_epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled, augmented batches of this rank's shard for `epoch`."""
+        index = self.shard_indices(epoch).to(self.device)
+        # Augmentation must differ across ranks but be reproducible from (seed, epoch, rank).
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(derive_seed("augment", self.seed, epoch, self.rank))
+        for start in range(0, len(index), self.batch_size):
+            batch = index[start : start + self.batch_size]
+            images = random_translate(
+                self.images[batch], self.translate, self.norm.background, generator
+            )
+            yield images, self.labels[batch]
+
+    def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Un-augmented batches of this rank's strided shard, padded to equal length across ranks.
+
+        Yields (images, labels, valid); `valid` marks the real (non-padding) samples, so gathered
+        per-sample results can be filtered to exactly the N samples of the split.
+        """
+        per_rank = -(-len(self) // self.world_size)
+        index = torch.arange(per_rank, device=self.device) * self.world_size + self.rank
+        valid = index < len(self)
+        index = torch.where(valid, index, torch.zeros_like(index))
+        for start in range(0, per_rank, self.batch_size):
+            batch = index[start : start + self.batch_size]
+            yield self.images[batch], self.labels[batch], valid[start : start + self.batch_size]

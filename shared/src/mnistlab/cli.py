@@ -1,0 +1,69 @@
+"""Typed config -> command line, and the one-line, exit-code-2 treatment of bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
+
+import tyro
+
+ConfigT = TypeVar("ConfigT")
+
+USAGE_EXIT_CODE = 2
+_BOX_CHARS = re.compile(r"[│╭╮╰╯─]+")
+
+
+class UsageError(Exception):
+    """Bad input a user can fix (flag value, data files, paths, checkpoints).
+
+    The message is one line that names the problem and the fix; the program exits with code 2.
+    """
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(USAGE_EXIT_CODE)
+
+
+def _first_message(box: str) -> str:
+    """Condense tyro's boxed parse error into its first paragraph, on one line."""
+    words: list[str] = []
+    for raw in box.splitlines()[1:]:  # line 0 is the box title
+        if "──" in raw:
+            break
+        line = _BOX_CHARS.sub(" ", raw).strip()
+        if line:
+            words.append(line)
+    return " ".join(words) or box.strip().splitlines()[0]
+
+
+def parse_config(
+    config_cls: type[ConfigT], args: Sequence[str] | None, description: str
+) -> ConfigT:
+    """Parse `args` into `config_cls` with tyro.
+
+    `--help` lists every field with its default. A parse error, or a `UsageError` raised by the
+    config's own `__post_init__` validation, becomes one `error: ...` line and exit code 2.
+    """
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(config_cls, args=args, description=description)
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            raise
+        fail(f"{_first_message(captured.getvalue())} (see --help)")
+    except UsageError as error:
+        fail(str(error))
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Call `main`, turning a UsageError anywhere in it into one line and exit code 2."""
+    try:
+        main()
+    except UsageError as error:
+        fail(str(error))

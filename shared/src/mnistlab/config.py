@@ -1,0 +1,64 @@
+"""The options every study shares. Each study's config is a dataclass that extends `RunConfig`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mnistlab.cli import UsageError
+
+# Fields that may change between a run and its resumption without changing what is computed.
+RESUMABLE_FIELDS = frozenset(
+    {"out_dir", "run_name", "resume", "tracker", "data_dir", "epochs", "max_steps", "log_every"}
+)
+
+
+@dataclass
+class RunConfig:
+    out_dir: Path = Path("runs")
+    """Runs are written to OUT_DIR/<study>/<run-name>/."""
+    run_name: str | None = None
+    """Run folder name (default: <date>-<time>-s<seed>). An existing run is never overwritten."""
+    seed: int = 0
+    """Seeds model init, data order and augmentation; the same seed reproduces a run."""
+    resume: str | None = None
+    """Resume from 'latest' (newest run of this study), a run folder, or a checkpoint folder."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (smoke runs); the run still evaluates and summarises."""
+    log_every: int = 100
+    """Log training loss every N steps."""
+    tracker: Literal["wandb", "none"] = "wandb"
+    """Experiment tracker. wandb runs offline when no wandb login exists; it never blocks a run."""
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    """Autocast precision (Accelerate); 'no' is exact fp32."""
+    data_dir: Path | None = None
+    """Dataset root (default: $MNISTLAB_DATA, else the user cache); raw .gz files are enough."""
+
+    def __post_init__(self) -> None:
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if self.log_every < 1:
+            raise UsageError(f"--log-every must be >= 1, got {self.log_every}")
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name):
+            raise UsageError(f"--run-name must be a plain folder name, got {self.run_name!r}")
+
+
+def require(condition: bool, message: str) -> None:
+    """Config validation helper: raise a one-line UsageError unless `condition` holds."""
+    if not condition:
+        raise UsageError(message)
+
+
+def to_jsonable(config: object) -> dict:
+    """The resolved config as plain JSON values (paths as strings)."""
+
+    def convert(value: object) -> object:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple | list):
+            return [convert(v) for v in value]
+        return value
+
+    return {f.name: convert(getattr(config, f.name)) for f in dataclasses.fields(config)}
