@@ -45,6 +45,24 @@ def random_translate(
     return padded[batch_index, channel_index, rows, cols]
 
 
+def shard_indices(n: int, seed: int, epoch: int, rank: int, world_size: int) -> torch.Tensor:
+    """A rank's training indices for `epoch`: a disjoint, equal-sized slice of one permutation
+    shared by all ranks, so together they cover all but n mod world_size samples."""
+    generator = torch.Generator().manual_seed(derive_seed("order", seed, epoch))
+    order = torch.randperm(n, generator=generator)
+    per_rank = n // world_size
+    return order[rank * per_rank : (rank + 1) * per_rank]
+
+
+def eval_indices(n: int, rank: int, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A rank's evaluation indices (strided), padded so every rank has ceil(n / world_size);
+    the second tensor marks the real ones, so gathered results can drop the padding."""
+    per_rank = -(-n // world_size)
+    index = torch.arange(per_rank) * world_size + rank
+    valid = index < n
+    return torch.where(valid, index, torch.zeros_like(index)), valid
+
+
 @dataclass(frozen=True)
 class Normalisation:
     mean: float = 0.0
@@ -88,20 +106,11 @@ class BatchSource:
         """Samples in the split."""
         return len(self.labels)
 
-    @property
-    def shard_size(self) -> int:
-        """Training samples per rank per epoch (the remainder of N / world_size is skipped)."""
-        return len(self) // self.world_size
-
     def steps_per_epoch(self) -> int:
-        return -(-self.shard_size // self.batch_size)
+        return -(-(len(self) // self.world_size) // self.batch_size)
 
     def shard_indices(self, epoch: int) -> torch.Tensor:
-        """This rank's sample indices for `epoch`: a disjoint, equal-sized slice of one shared
-        permutation, so the ranks together cover all but N mod world_size samples."""
-        generator = torch.Generator().manual_seed(derive_seed("order", self.seed, epoch))
-        order = torch.randperm(len(self), generator=generator)
-        return order[self.rank * self.shard_size : (self.rank + 1) * self.shard_size]
+        return shard_indices(len(self), self.seed, epoch, self.rank, self.world_size)
 
     def train_epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled, augmented batches of this rank's shard for `epoch`."""
@@ -122,10 +131,8 @@ class BatchSource:
         Yields (images, labels, valid); `valid` marks the real (non-padding) samples, so gathered
         per-sample results can be filtered to exactly the N samples of the split.
         """
-        per_rank = -(-len(self) // self.world_size)
-        index = torch.arange(per_rank, device=self.device) * self.world_size + self.rank
-        valid = index < len(self)
-        index = torch.where(valid, index, torch.zeros_like(index))
-        for start in range(0, per_rank, self.batch_size):
+        index, valid = eval_indices(len(self), self.rank, self.world_size)
+        index, valid = index.to(self.device), valid.to(self.device)
+        for start in range(0, len(index), self.batch_size):
             batch = index[start : start + self.batch_size]
             yield self.images[batch], self.labels[batch], valid[start : start + self.batch_size]

@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
 
-from mnistlab.batches import BatchSource, derive_seed
+from mnistlab.batches import derive_seed
 from mnistlab.cli import UsageError
 from mnistlab.config import RESUMABLE_FIELDS, RunConfig, to_jsonable
 
@@ -51,8 +51,12 @@ class LoopState:
     train_seconds: float = 0.0
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+class Batches(Protocol):
+    """What the loop needs from a data source (`BatchSource`, `LoaderBatches`)."""
+
+    def steps_per_epoch(self) -> int: ...
+    def train_epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]: ...
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -322,7 +326,7 @@ class Run:
     @torch.no_grad()
     def evaluate(
         self,
-        source: BatchSource,
+        source: Batches,
         per_sample: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
     ) -> dict[str, float]:
         """Mean of per-sample metrics over exactly the samples of `source`, across all ranks."""
@@ -343,6 +347,8 @@ class Run:
     def finish(self, metrics: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
         """Write summary.json, close the tracker and the process group."""
         fingerprint = model_fingerprint(self.accelerator.unwrap_model(model))
+        # Every rank's own fingerprint: DDP ranks must end with identical parameters.
+        rank_fingerprints = gather_object([fingerprint]) if self.world_size > 1 else [fingerprint]
         summary = {
             "study": self.study,
             "run_dir": str(self.run_dir),
@@ -360,6 +366,7 @@ class Run:
             "mixed_precision": self.config.mixed_precision,
             "torch": torch.__version__,
             "fingerprint": fingerprint,
+            "ranks_agree": len(set(rank_fingerprints)) == 1,
             "config": to_jsonable(self.config),
         }
         if self.is_main:
@@ -384,7 +391,7 @@ def fit(
     *,
     model: torch.nn.Module,
     optimizers: Sequence[torch.optim.Optimizer],
-    train: BatchSource,
+    train: Batches,
     loss_fn: LossFn,
     evaluate: Callable[[], dict[str, float]],
     epochs: int,

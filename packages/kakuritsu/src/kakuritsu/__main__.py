@@ -1,0 +1,3 @@
+from kakuritsu.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""Heads K, D, W and the backbones they sit on (studies.md §1).
+
+Every head is two linear layers with a ReLU between them. What differs is the noise:
+  K  Kakuritsu synapses (each kept with probability p, no rescale), bias-free, init U(-0.1, 0.1)
+  D  Linear -> Dropout(0.5) -> ReLU -> Linear -> Dropout(0.5)  (dropout on the logits, as in
+     the original)
+  W  plain Linear layers
+The noise is chosen at every forward from `head.noise`, so a trained head can be evaluated in
+any mode: its own noise ("sampled"), none ("deterministic", i.e. K at p=1 / dropout off — the
+original `--switch`), or the other kind ("swapped": K with dropout, D and W with Kakuritsu
+synapses at p).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from kakuritsu.layers import kakuritsu_linear
+
+HeadKind = Literal["K", "D", "W"]
+Noise = Literal["kakuritsu", "dropout", "none"]
+EvalMode = Literal["sampled", "deterministic", "swapped"]
+EVAL_MODES: tuple[EvalMode, ...] = ("sampled", "deterministic", "swapped")
+TRAINING_NOISE: dict[str, Noise] = {"K": "kakuritsu", "D": "dropout", "W": "none"}
+
+
+class SwitchableLinear(nn.Module):
+    """A linear layer whose forward applies Kakuritsu synapses, output dropout, or nothing."""
+
+    def __init__(self, in_features: int, out_features: int, kakuritsu_init: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        if kakuritsu_init:  # the original layer: bias-free, U(-0.1, 0.1)
+            nn.init.uniform_(self.weight, -0.1, 0.1)
+            self.bias = None
+        else:  # nn.Linear's own initialisation
+            reference = nn.Linear(in_features, out_features)
+            self.weight.data.copy_(reference.weight.data)
+            self.bias = nn.Parameter(reference.bias.data.clone())
+
+    def forward(self, x: torch.Tensor, noise: Noise, p: float, dropout: float) -> torch.Tensor:
+        if noise == "kakuritsu":
+            out = kakuritsu_linear(x, self.weight, p)
+            return out if self.bias is None else out + self.bias
+        out = F.linear(x, self.weight, self.bias)
+        return F.dropout(out, dropout, training=True) if noise == "dropout" else out
+
+
+class Head(nn.Module):
+    def __init__(
+        self,
+        kind: HeadKind,
+        in_features: int,
+        hidden: int,
+        classes: int,
+        p: float = 0.5,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.p = p
+        self.dropout = dropout
+        self.noise: Noise = TRAINING_NOISE[kind]
+        self.hidden = SwitchableLinear(in_features, hidden, kakuritsu_init=kind == "K")
+        self.out = SwitchableLinear(hidden, classes, kakuritsu_init=kind == "K")
+
+    def set_eval_mode(self, mode: EvalMode) -> None:
+        own = TRAINING_NOISE[self.kind]
+        if mode == "sampled":
+            self.noise = own
+        elif mode == "deterministic":
+            self.noise = "none"
+        else:
+            self.noise = "dropout" if own == "kakuritsu" else "kakuritsu"
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = F.relu(self.hidden(features, self.noise, self.p, self.dropout))
+        return self.out(hidden, self.noise, self.p, self.dropout)
+
+
+class DemoBackbone(nn.Sequential):
+    """The original MNIST demo's features: conv32 -> conv64 -> maxpool -> 9216 features."""
+
+    out_features = 9216
+
+    def __init__(self) -> None:
+        super().__init__(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Flatten(),
+        )  # fmt: skip
+
+
+class PixelsBackbone(nn.Flatten):
+    """No feature extractor: the head sees the 784 pixels (a fast CPU preset)."""
+
+    out_features = 784
+
+
+class ResNetBackbone(nn.Module):
+    """A torchvision ResNet without its classifier, for ImageFolder / fake ImageNet-style data."""
+
+    def __init__(self, arch: str, pretrained: bool, frozen: bool) -> None:
+        super().__init__()
+        weights = "DEFAULT" if pretrained else None
+        self.net = torchvision.models.get_model(arch, weights=weights)
+        self.out_features = self.net.fc.in_features
+        self.net.fc = nn.Identity()
+        self.frozen = frozen
+        if frozen:
+            self.net.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.frozen:  # frozen features, as in the original (BatchNorm statistics too)
+            self.net.eval()
+            with torch.no_grad():
+                return self.net(images)
+        return self.net(images)
+
+
+class KakuritsuNet(nn.Module):
+    def __init__(self, backbone: nn.Module, head: Head) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
