@@ -1,0 +1,154 @@
+"""The shared runtime on a toy study: run folder, resume equivalence, refusals, NaN stop."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnistlab.batches import BatchSource
+from mnistlab.cli import UsageError
+from mnistlab.config import RunConfig
+from mnistlab.data import Split
+from mnistlab.runtime import Run, complete_checkpoints, fit
+
+
+@dataclass
+class ToyConfig(RunConfig):
+    epochs: int = 3
+    lr: float = 0.1
+
+
+def toy_split(n: int = 512) -> Split:
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (n,), generator=generator)
+    images = torch.randint(0, 60, (n, 1, 28, 28), generator=generator, dtype=torch.uint8)
+    for row in range(3):  # a learnable cue: a bright band whose height encodes the label
+        images[torch.arange(n), 0, labels * 6 + 2 + row, :] = 255
+    return Split(images, labels)
+
+
+def train_toy(config: ToyConfig, nan_after_steps: int | None = None) -> dict:
+    run = Run("toy", config)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Dropout(0.3),
+                          nn.Linear(32, 4))  # fmt: skip
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
+    model, optimizer, scheduler = run.accelerator.prepare(model, optimizer, scheduler)
+    run.seed_per_rank()
+    run.restore()
+    train = BatchSource(toy_split(), 64, run.device, seed=config.seed, translate=1)
+    test = BatchSource(toy_split(256), 100, run.device)
+    calls = [0]
+
+    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        loss = F.cross_entropy(model(images), labels)
+        return loss * float("nan") if nan_after_steps and calls[0] > nan_after_steps else loss
+
+    def evaluate() -> dict[str, float]:
+        return run.evaluate(test, lambda x, y: {"acc": (model(x).argmax(1) == y).float()})
+
+    metrics = fit(run, model=model, optimizers=[optimizer], schedulers=[scheduler], train=train,
+                  loss_fn=loss_fn, evaluate=evaluate, epochs=config.epochs)  # fmt: skip
+    return run.finish(metrics, model)
+
+
+def config(tmp_path: Path, **overrides) -> ToyConfig:
+    return ToyConfig(out_dir=tmp_path, tracker="none", **overrides)
+
+
+def test_run_folder_holds_config_metrics_summary_and_checkpoints(tmp_path: Path) -> None:
+    summary = train_toy(config(tmp_path, run_name="a", log_every=4))
+    run_dir = tmp_path / "toy" / "a"
+    assert json.loads((run_dir / "config.json").read_text())["lr"] == 0.1
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines if "acc" in line] == [1, 2, 3]
+    assert any("train/loss" in line for line in lines)
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved == summary
+    assert saved["world_size"] == 1 and saved["ranks_agree"] and len(saved["fingerprint"]) == 64
+    assert saved["samples_per_s"] > 0 and saved["metrics"]["acc"] > 0.5  # it learns the cue
+    assert [c.name for c in complete_checkpoints(run_dir)] == ["epoch-0002", "epoch-0003"]
+
+
+def test_resumed_run_ends_with_the_same_fingerprint_as_an_uninterrupted_one(tmp_path: Path):
+    straight = train_toy(config(tmp_path, run_name="straight"))
+    train_toy(config(tmp_path, run_name="killed", epochs=1))  # "killed" after epoch 1
+    resumed = train_toy(config(tmp_path, epochs=3, resume=str(tmp_path / "toy" / "killed")))
+    assert resumed["fingerprint"] == straight["fingerprint"]
+    assert resumed["run_dir"] == str(tmp_path / "toy" / "killed")
+    other_seed = train_toy(config(tmp_path, run_name="s1", seed=1))
+    assert other_seed["fingerprint"] != straight["fingerprint"]  # the check can fail
+
+
+def test_resume_ignores_an_unfinished_checkpoint_and_latest_finds_the_newest(tmp_path: Path):
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+    partial = run_dir / "checkpoints" / "epoch-0002.partial"
+    shutil.copytree(run_dir / "checkpoints" / "epoch-0001", partial)
+    (partial / "loop.json").unlink()  # a crash mid-write
+    summary = train_toy(config(tmp_path, epochs=2, resume="latest"))
+    assert summary["epochs"] == 2 and summary["run_dir"] == str(run_dir)
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path: Path) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(UsageError, match="already exists; pass --resume"):
+        train_toy(config(tmp_path, run_name="a", epochs=1))
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_broken_checkpoint_is_refused_in_one_line(tmp_path: Path) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    checkpoint = tmp_path / "toy" / "a" / "checkpoints" / "epoch-0001"
+    (checkpoint / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(UsageError, match="cannot be loaded") as error:
+        train_toy(config(tmp_path, epochs=2, resume=str(checkpoint)))
+    assert "\n" not in str(error.value)
+
+
+def test_resume_with_different_hyperparameters_is_refused(tmp_path: Path) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    with pytest.raises(UsageError, match="--lr differ"):
+        train_toy(config(tmp_path, epochs=2, lr=0.5, resume=str(tmp_path / "toy" / "a")))
+
+
+def test_unwritable_out_dir_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UsageError, match="choose a writable --out-dir"):
+        train_toy(ToyConfig(out_dir=blocker, tracker="none"))
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train_toy(config(tmp_path, run_name="a", log_every=2), nan_after_steps=12)  # epoch 2
+    assert stop.value.code == 1
+    assert "training loss became nan in epoch 2" in capsys.readouterr().out
+    run_dir = tmp_path / "toy" / "a"
+    assert [c.name for c in complete_checkpoints(run_dir)] == ["epoch-0001"]
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_max_steps_stops_early_without_a_partial_checkpoint(tmp_path: Path) -> None:
+    summary = train_toy(config(tmp_path, run_name="a", max_steps=3))
+    assert summary["steps"] == 3 and summary["epochs"] == 0
+    assert complete_checkpoints(tmp_path / "toy" / "a") == []
+
+
+def test_a_failing_tracker_never_stops_the_run(tmp_path: Path, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise ConnectionError("no route to wandb")
+
+    monkeypatch.setattr("accelerate.Accelerator.init_trackers", broken)
+    summary = train_toy(ToyConfig(out_dir=tmp_path, run_name="a", tracker="wandb", epochs=1))
+    assert summary["epochs"] == 1
