@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests never talk to wandb and never touch the user's cache.
     os.environ["WANDB_MODE"] = "disabled"
     os.environ["MNISTLAB_CACHE"] = tempfile.mkdtemp(prefix="mnistlab-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop("MNISTLAB_CACHE", ""), ignore_errors=True)
 
 
 def _data_root() -> Path:

@@ -39,6 +39,8 @@ def mnist_batches(config: KakuritsuConfig, run: Run) -> tuple[Batches, Batches, 
     info = DATASETS[config.dataset]
     train_split = load_split(config.dataset, "train", config.data_dir)
     test_split = load_split(config.dataset, "test", config.data_dir)
+    if config.train_samples is not None:
+        train_split = train_split.subset(torch.arange(min(config.train_samples, len(train_split))))
     val_split = test_split
     if config.val_size:
         train_split, val_split = carve_validation(train_split, config.val_size, config.seed)

@@ -59,6 +59,8 @@ class KakuritsuConfig(RunConfig):
     """StepLR: decay factor."""
     translate: int = 0
     """Random translation of up to N pixels during training (on device)."""
+    train_samples: int | None = None
+    """Train on only the first N training samples (quick experiments, tests)."""
     val_size: int = 0
     """Carve a seeded validation split of this size from train and select on it; 0 validates
     on the test split each epoch, as the original did."""
@@ -83,6 +85,10 @@ class KakuritsuConfig(RunConfig):
         require(self.hidden >= 1, f"--hidden must be >= 1, got {self.hidden}")
         require(self.lr_step >= 1 and self.lr_gamma > 0, "--lr-step must be >= 1, --lr-gamma > 0")
         require(0 <= self.translate <= 8, f"--translate must be in [0, 8], got {self.translate}")
+        require(
+            self.train_samples is None or self.train_samples >= 1,
+            f"--train-samples must be >= 1, got {self.train_samples}",
+        )
         require(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
         require(
             self.dummy_samples >= 10, f"--dummy-samples must be >= 10, got {self.dummy_samples}"

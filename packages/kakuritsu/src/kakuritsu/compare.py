@@ -1,0 +1,118 @@
+"""`kakuritsu-compare`: heads x seeds x datasets, each head evaluated in every mode, as a
+mean ± std markdown table and a plot. Re-running with the same --run-name reuses finished
+runs, so an interrupted comparison continues where it stopped."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import matplotlib.pyplot as plt
+
+from kakuritsu.cli import train
+from kakuritsu.config import KakuritsuConfig
+from kakuritsu.model import EVAL_MODES, HeadKind
+from mnistlab.cli import parse_config, run_main
+from mnistlab.config import require
+
+Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
+
+
+def _cpu_preset() -> KakuritsuConfig:
+    return KakuritsuConfig(model="pixels", hidden=256, epochs=3, tracker="none")
+
+
+@dataclass
+class CompareConfig:
+    heads: tuple[HeadKind, ...] = ("K", "D", "W")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    datasets: tuple[Dataset, ...] = ("mnist", "fashion-mnist")
+    out_dir: Path = Path("runs")
+    """The comparison goes to OUT_DIR/kakuritsu-compare/RUN_NAME/ (its runs in runs/)."""
+    run_name: str = "default"
+    train: KakuritsuConfig = field(default_factory=_cpu_preset)
+    """Training settings shared by every run (head, seed, dataset and out_dir are set here)."""
+
+    def __post_init__(self) -> None:
+        require(bool(self.heads and self.seeds and self.datasets), "give heads, seeds, datasets")
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def compare(config: CompareConfig) -> dict:
+    folder = config.out_dir / "kakuritsu-compare" / config.run_name
+    results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for dataset in config.datasets:
+        for head in config.heads:
+            for seed in config.seeds:
+                name = f"{dataset}-{head}-s{seed}"
+                summary_path = folder / "runs" / "kakuritsu" / name / "summary.json"
+                if summary_path.is_file():
+                    summary = json.loads(summary_path.read_text())
+                else:
+                    summary = train(dataclasses.replace(
+                        config.train, head=head, seed=seed, dataset=dataset,
+                        out_dir=folder / "runs", run_name=name, resume=None))  # fmt: skip
+                cell = results.setdefault(dataset, {}).setdefault(head, {})
+                for mode in EVAL_MODES:
+                    cell.setdefault(mode, []).append(summary["metrics"][f"test/{mode}/acc1"])
+    table = markdown_table(results, config)
+    (folder / "table.md").write_text(table)
+    (folder / "results.json").write_text(json.dumps(results, indent=2))
+    plot(results, folder / "compare.png")
+    print(table)
+    print(f"written: {folder / 'table.md'}, {folder / 'compare.png'}")
+    return results
+
+
+def markdown_table(results: dict, config: CompareConfig) -> str:
+    lines = [
+        f"Test accuracy (%), mean ± std over seeds {list(config.seeds)}; every head evaluated "
+        "sampled (its own noise), deterministic (K at p=1, dropout off) and swapped (K with "
+        f"dropout {config.train.dropout}, D and W with Kakuritsu synapses at p={config.train.p}).",
+        "",
+        "| dataset | head | " + " | ".join(EVAL_MODES) + " |",
+        "|---|---|" + "---|" * len(EVAL_MODES),
+    ]
+    for dataset, heads in results.items():
+        for head, modes in heads.items():
+            cells = [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in
+                     (mean_std(modes[mode]) for mode in EVAL_MODES)]  # fmt: skip
+            lines.append(f"| {dataset} | {head} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    plt.switch_backend("Agg")  # files only; no display needed
+    figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.6), squeeze=False)
+    for ax, (dataset, heads) in zip(axes[0], results.items(), strict=True):
+        width = 0.8 / len(EVAL_MODES)
+        for i, mode in enumerate(EVAL_MODES):
+            stats = [mean_std(heads[h][mode]) for h in heads]
+            positions = [j + (i - (len(EVAL_MODES) - 1) / 2) * width for j in range(len(heads))]
+            ax.bar(positions, [100 * m for m, _ in stats], width,
+                   yerr=[100 * s for _, s in stats], capsize=3, label=mode)  # fmt: skip
+        ax.set_xticks(range(len(heads)), list(heads))
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(dataset)
+        low = min(100 * min(v) for h in heads.values() for v in h.values())
+        ax.set_ylim(max(0.0, low - 5), 100)
+    axes[0][0].legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main(lambda: compare(parse_config(CompareConfig, argv, __doc__ or "")))
+
+
+if __name__ == "__main__":
+    main()
