@@ -42,9 +42,12 @@ def _first_message(box: str) -> str:
 
 
 def parse_config(
-    config_cls: type[ConfigT], args: Sequence[str] | None, description: str
+    config_cls: type[ConfigT],
+    args: Sequence[str] | None,
+    description: str,
+    default: ConfigT | None = None,
 ) -> ConfigT:
-    """Parse `args` into `config_cls` with tyro.
+    """Parse `args` into `config_cls` with tyro (values not given come from `default`, if any).
 
     `--help` lists every field with its default. A parse error, or a `UsageError` raised by the
     config's own `__post_init__` validation, becomes one `error: ...` line and exit code 2.
@@ -52,7 +55,7 @@ def parse_config(
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            return tyro.cli(config_cls, args=args, description=description)
+            return tyro.cli(config_cls, args=args, description=description, default=default)
     except SystemExit as exit_:
         if exit_.code in (0, None):
             raise

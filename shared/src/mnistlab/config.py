@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, get_args, get_type_hints
 
 from mnistlab.cli import UsageError
 
@@ -17,6 +17,9 @@ RESUMABLE_FIELDS = frozenset(
 
 @dataclass
 class RunConfig:
+    # Fields a resumed run may change (a study adds its own, e.g. an evaluate-only flag).
+    resumable_fields: ClassVar[frozenset[str]] = RESUMABLE_FIELDS
+
     out_dir: Path = Path("runs")
     """Runs are written to OUT_DIR/<study>/<run-name>/."""
     run_name: str | None = None
@@ -49,6 +52,20 @@ def require(condition: bool, message: str) -> None:
     """Config validation helper: raise a one-line UsageError unless `condition` holds."""
     if not condition:
         raise UsageError(message)
+
+
+def from_jsonable(config_cls: type, values: dict) -> object:
+    """Rebuild a config saved by `to_jsonable` (paths and tuples restored)."""
+    hints = get_type_hints(config_cls)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+
+    def restore(name: str, value: object) -> object:
+        hint = hints[name]
+        if value is not None and (hint is Path or Path in get_args(hint)):
+            return Path(value)  # type: ignore[arg-type]
+        return tuple(value) if isinstance(value, list) else value
+
+    return config_cls(**{k: restore(k, v) for k, v in values.items() if k in names})
 
 
 def to_jsonable(config: object) -> dict:

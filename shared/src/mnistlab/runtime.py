@@ -33,8 +33,8 @@ from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from mnistlab.batches import derive_seed
-from mnistlab.cli import UsageError
-from mnistlab.config import RESUMABLE_FIELDS, RunConfig, to_jsonable
+from mnistlab.cli import UsageError, fail, parse_config
+from mnistlab.config import RunConfig, from_jsonable, to_jsonable
 
 CHECKPOINTS = "checkpoints"
 LOOP_STATE = "loop.json"
@@ -86,6 +86,48 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in folder.glob("epoch-*") if (p / LOOP_STATE).is_file())
 
 
+def find_checkpoint(study_dir: Path, resume: str) -> Path:
+    """The checkpoint `--resume` names: 'latest', a run folder or a checkpoint folder."""
+    if resume == "latest":
+        candidates = [c for run in study_dir.glob("*") for c in complete_checkpoints(run)]
+        if not candidates:
+            raise UsageError(f"--resume latest: no finished checkpoint under {study_dir}")
+        return max(candidates, key=lambda c: (c / LOOP_STATE).stat().st_mtime)
+    path = Path(resume)
+    if (path / LOOP_STATE).is_file():
+        return path
+    found = complete_checkpoints(path)
+    if not found:
+        raise UsageError(
+            f"--resume {resume}: no finished checkpoint there; give a run folder, a "
+            f"checkpoint folder (…/{CHECKPOINTS}/epoch-NNNN) or 'latest'"
+        )
+    return found[-1]
+
+
+def parse_run_config(
+    config_cls: type[RunConfig], argv: Sequence[str] | None, description: str, study: str
+) -> RunConfig:
+    """Parse a study's command line. With --resume, flags not given on the command line take
+    the values saved with the run being resumed, so `--resume RUN` alone continues it as it was.
+    """
+    config = parse_config(config_cls, argv, description)
+    if config.resume is None:
+        return config
+    try:
+        run_dir = find_checkpoint(config.out_dir / study, config.resume).parent.parent
+        saved = json.loads((run_dir / "config.json").read_text())
+        default = from_jsonable(config_cls, {**saved, "resume": config.resume})
+    except UsageError as error:
+        fail(str(error))
+    except (OSError, ValueError, TypeError) as exc:
+        fail(
+            f"--resume {config.resume}: its config.json cannot be read ({exc}); pass a run "
+            "folder written by this version"
+        )
+    return parse_config(config_cls, argv, description, default=default)
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
@@ -99,7 +141,7 @@ def _git_commit() -> str | None:
 class Run:
     """One training run of a study: owns the Accelerator, the run folder and the tracker."""
 
-    def __init__(self, study: str, config: RunConfig) -> None:
+    def __init__(self, study: str, config: RunConfig, evaluate_only: bool = False) -> None:
         self.study = study
         self.config = config
         self.started = time.perf_counter()
@@ -114,7 +156,7 @@ class Run:
         self.resume_from: Path | None = None
         self.run_dir = self._agree_on_run_dir()
         self.seed_everything()
-        if self.is_main:
+        if self.is_main and not evaluate_only:  # an evaluation leaves the run's config as is
             self._write_config()
         self.print(f"{study}: run folder {self.run_dir}")
         self.print(json.dumps(to_jsonable(config), indent=1))
@@ -198,28 +240,11 @@ class Run:
                     "--out-dir"
                 ) from exc
             return run_dir, None
-        checkpoint = self._find_checkpoint(study_dir, resume)
+        checkpoint = find_checkpoint(study_dir, resume)
         run_dir = checkpoint.parent.parent
         if not os.access(run_dir, os.W_OK):
             raise UsageError(f"run folder {run_dir} is not writable; copy it somewhere writable")
         return run_dir, checkpoint
-
-    def _find_checkpoint(self, study_dir: Path, resume: str) -> Path:
-        if resume == "latest":
-            candidates = [c for run in study_dir.glob("*") for c in complete_checkpoints(run)]
-            if not candidates:
-                raise UsageError(f"--resume latest: no finished checkpoint under {study_dir}")
-            return max(candidates, key=lambda c: (c / LOOP_STATE).stat().st_mtime)
-        path = Path(resume)
-        if (path / LOOP_STATE).is_file():
-            return path
-        found = complete_checkpoints(path)
-        if not found:
-            raise UsageError(
-                f"--resume {resume}: no finished checkpoint there; give a run folder, a "
-                f"checkpoint folder (…/{CHECKPOINTS}/epoch-NNNN) or 'latest'"
-            )
-        return found[-1]
 
     def _write_config(self) -> None:
         config_path = self.run_dir / "config.json"
@@ -227,7 +252,9 @@ class Run:
         if self.resume_from is not None and config_path.is_file():
             saved = json.loads(config_path.read_text())
             changed = sorted(
-                k for k in resolved if k not in RESUMABLE_FIELDS and saved.get(k) != resolved[k]
+                k
+                for k in resolved
+                if k not in self.config.resumable_fields and saved.get(k) != resolved[k]
             )
             if changed:
                 raise UsageError(

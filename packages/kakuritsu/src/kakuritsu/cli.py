@@ -22,10 +22,10 @@ from kakuritsu.model import (
     ResNetBackbone,
 )
 from mnistlab.batches import BatchSource, Normalisation
-from mnistlab.cli import UsageError, parse_config, run_main
+from mnistlab.cli import UsageError, run_main
 from mnistlab.data import DATASETS, carve_validation, load_split
 from mnistlab.loaders import LoaderBatches
-from mnistlab.runtime import Batches, Run, fit
+from mnistlab.runtime import Batches, Run, fit, parse_run_config
 
 DESCRIPTION = (
     "Kakuritsu probabilistic synapses (K) vs Dropout (D) vs plain (W) heads; every head is "
@@ -128,7 +128,7 @@ def evaluate_modes(
 
 def train(config: KakuritsuConfig) -> dict[str, Any]:
     """Train (or, with --evaluate, only evaluate) one model; returns the summary."""
-    run = Run("kakuritsu", config)
+    run = Run("kakuritsu", config, evaluate_only=config.evaluate)
     make_batches = imagenet_batches if config.imagenet_style else mnist_batches
     train_batches, val_batches, test_batches, classes = make_batches(config, run)
     model = build_model(config, classes)
@@ -166,4 +166,4 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_main(lambda: train(parse_config(KakuritsuConfig, argv, DESCRIPTION)))
+    run_main(lambda: train(parse_run_config(KakuritsuConfig, argv, DESCRIPTION, "kakuritsu")))

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import tyro
 
 from kakuritsu.model import EvalMode, HeadKind
-from mnistlab.config import RunConfig, require
+from mnistlab.config import RESUMABLE_FIELDS, RunConfig, require
 
 
 @dataclass
 class KakuritsuConfig(RunConfig):
+    resumable_fields: ClassVar[frozenset[str]] = RESUMABLE_FIELDS | {"evaluate", "workers"}
+
     head: HeadKind = "K"
     """K: Kakuritsu synapses, D: Linear+Dropout, W: plain Linear."""
     p: float = 0.5
