@@ -18,8 +18,8 @@ from kakuritsu.model import (
     EvalMode,
     Head,
     KakuritsuNet,
-    PixelsBackbone,
     ResNetBackbone,
+    SmallBackbone,
 )
 from mnistlab.batches import BatchSource, Normalisation
 from mnistlab.cli import UsageError, run_main
@@ -91,7 +91,7 @@ def build_model(config: KakuritsuConfig, classes: int) -> KakuritsuNet:
         except ValueError as exc:
             raise UsageError(f"--arch {config.arch}: {exc}") from exc
     else:
-        backbone = DemoBackbone() if config.model == "demo" else PixelsBackbone()
+        backbone = DemoBackbone() if config.model == "demo" else SmallBackbone()
     head = Head(config.head, backbone.out_features, config.hidden, classes, config.p,
                 config.dropout)  # fmt: skip
     return KakuritsuNet(backbone, head)

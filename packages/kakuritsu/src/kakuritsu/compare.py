@@ -24,7 +24,7 @@ Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
 
 
 def _cpu_preset() -> KakuritsuConfig:
-    return KakuritsuConfig(model="pixels", hidden=256, epochs=3, tracker="none")
+    return KakuritsuConfig(model="small", hidden=256, epochs=2, tracker="none")
 
 
 @dataclass

@@ -25,9 +25,9 @@ class KakuritsuConfig(RunConfig):
     """Dropout rate of the D head (and of K's 'swapped' evaluation), in [0, 1)."""
     hidden: int = 128
     """Width of the head's hidden layer."""
-    model: Literal["demo", "pixels"] = "demo"
-    """demo: the original conv32-conv64-maxpool backbone (9216 features); pixels: the head on raw
-    pixels (fast on CPU)."""
+    model: Literal["demo", "small"] = "demo"
+    """demo: the original conv32-conv64-maxpool backbone (9216 features); small: two strided
+    convs (1600 features), fast on CPU."""
     dataset: Literal["mnist", "fashion-mnist", "kmnist"] = "mnist"
     """MNIST-family dataset (ignored with --image-folder / --dummy)."""
     image_folder: Path | None = None

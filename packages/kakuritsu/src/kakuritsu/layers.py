@@ -30,9 +30,12 @@ from torch import Tensor, nn
 
 Mode = Literal["exact", "gaussian"]
 MODES: tuple[Mode, ...] = get_args(Mode)
-DEFAULT_MAX_CHUNK_ELEMENTS = 2**22
+# 2**21 synapses (an 8 MiB float32 buffer) keeps a chunk, its uint8 unpacking and W in a 32 MiB
+# L3 cache: on the 2-core EPYC, 2**22 measured 1.6x slower for both benchmark heads, 2**20 no faster.
+DEFAULT_MAX_CHUNK_ELEMENTS = 2**21
 
-# Binary digits of p handled on every packed word before compacting to the undecided ones.
+# Binary digits of p drawn for every packed word before compacting to the words still undecided
+# (22% of them after 8 digits); compacting earlier measured slower, nonzero() being costly.
 _DENSE_DIGITS = 8
 
 
@@ -69,8 +72,9 @@ def _packed_bernoulli(
     Bit-sliced comparison U < p, 64 lanes per word operation, with U's binary digits drawn from
     fresh random words: a lane is decided at the first digit where U and p differ, and lanes
     still tied once p's remaining digits are all zero have U >= p. A dyadic p = k / 2**m costs m
-    random bits per synapse (p = 0.5: one). Any other p costs about 8: after _DENSE_DIGITS digits
-    only the words that still hold a tied lane are carried on, and each digit halves them.
+    random bits per synapse (p = 0.5: one). Any other p costs about 8.5, and a whole forward
+    about 4x the time of p = 0.5: after _DENSE_DIGITS digits only the words that still hold a
+    tied lane are carried on, and each further digit halves them.
     """
     rest = 2 * p  # exact in float64: each doubling moves p's next binary digit before the point
     u = _random_words(count, generator, device)
@@ -89,39 +93,40 @@ def _packed_bernoulli(
             alive = keep if alive is None else alive[keep]
             tied = tied[keep]
         rest *= 2
-        u = _random_words(tied.numel(), generator, device)
-        if rest >= 1.0:
+        not_u = _random_words(tied.numel(), generator, device).bitwise_not_()
+        if rest >= 1.0:  # digit 1: tied lanes where U's digit is 0 are decided U < p
             rest -= 1.0
-            decided = tied & ~u
+            decided = not_u.bitwise_and_(tied)
             if alive is None:
                 less |= decided
             else:
                 less[alive] |= decided
-            tied &= u
-        else:
-            tied &= ~u
+            tied ^= decided
+        else:  # digit 0: tied lanes where U's digit is 1 are decided U > p
+            tied &= not_u
         digits += 1
     return less
 
 
 def _mask_(out: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
-    """Fill `out` (contiguous floats) with an i.i.d. Bernoulli(p) mask of zeros and ones.
+    """Fill `out` (a flat float tensor, length a multiple of 8) with i.i.d. Bernoulli(p) zeros
+    and ones.
 
-    Bit k of packed byte g masks element g + k * L of the flattened buffer (L = numel / 8): any
-    assignment of i.i.d. bits to synapses is valid, and this one makes each of the eight unpacking
-    passes contiguous, which halves the cost of the uint8 -> float copy (bool -> float is slower
-    still, hence the shift-and-mask on uint8).
+    Bit k of packed byte g goes to element g + k * L (L = len / 8): any assignment of i.i.d.
+    bits to synapses is valid, and this one unpacks with one broadcast shift over a leading axis
+    of 8, all contiguous, then one uint8 -> float copy (a bool -> float copy is slower).
     """
-    flat = out.view(-1)
-    plane_size = -(-flat.numel() // 8)
+    planes = out.view(8, -1)
+    plane_size = planes.shape[1]
     words = _packed_bernoulli(-(-plane_size // 8), p, generator, out.device)
     packed = words.view(torch.uint8)[:plane_size]
-    plane = torch.empty_like(packed)
-    for k in range(8):
-        segment = flat[k * plane_size : (k + 1) * plane_size]
-        torch.bitwise_right_shift(packed[: segment.numel()], k, out=plane[: segment.numel()])
-        segment.copy_(plane[: segment.numel()].bitwise_and_(1))
+    shifts = torch.arange(8, dtype=torch.uint8, device=out.device).unsqueeze(1)
+    planes.copy_(torch.bitwise_right_shift(packed, shifts).bitwise_and_(1))
     return out
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 def _exact_forward(
@@ -131,21 +136,23 @@ def _exact_forward(
 
     A chunk is a block of whole batch rows, or of output units within one row when a row alone
     exceeds the bound. Its mask is written into one float buffer reused by every chunk: fresh
-    buffers cost page faults that outweigh the arithmetic. The contraction is one torch.mv per
-    row, which measured several times faster on CPU than bmm, einsum or a multiply-and-sum.
+    buffers cost page faults (2x slower measured on CPU). The contraction is one torch.mv per
+    row: on CPU as fast as bmm or einsum with the default chunk, but with 2**22-element chunks
+    those fall to a 3x slower batched matrix-vector path while mv does not.
     """
     batch, n_in = x.shape
     n_out = weight.shape[0]
     units = max(1, min(n_out, max_chunk_elements // n_in))
     rows = max(1, min(batch, max_chunk_elements // (units * n_in)))
     out = x.new_empty(batch, n_out)
-    buffer = x.new_empty(rows * units * n_in)
+    buffer = x.new_empty(_round_up(rows * units * n_in, 8))
     for row in range(0, batch, rows):
         n_rows = min(rows, batch - row)
         for unit in range(0, n_out, units):
             n_units = min(units, n_out - unit)
-            masked = buffer[: n_rows * n_units * n_in].view(n_rows, n_units, n_in)
-            _mask_(masked, p, generator)
+            size = n_rows * n_units * n_in
+            _mask_(buffer[: _round_up(size, 8)], p, generator)
+            masked = buffer[:size].view(n_rows, n_units, n_in)
             masked.mul_(weight[unit : unit + n_units])
             for r in range(n_rows):
                 torch.mv(masked[r], x[row + r], out=out[row + r, unit : unit + n_units])
@@ -205,7 +212,8 @@ def kakuritsu_linear(
     Every synapse is active with probability p (no 1/p rescale), independently per sample,
     output unit and input; gradients are the dense ones. p == 1 is F.linear(x, weight) itself.
     `mode` is "exact" or the cheap, approximate "gaussian" (see the module docstring);
-    `max_chunk_elements` bounds the exact mode's extra memory to about 4.25 bytes per element.
+    `max_chunk_elements` bounds the exact mode's extra memory: about 5.4 bytes per element for
+    float32 (the float mask buffer, its uint8 unpacking, the packed random words).
     """
     p = check_p(p)
     mode = _check_mode(mode)

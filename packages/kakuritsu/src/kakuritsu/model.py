@@ -95,10 +95,16 @@ class DemoBackbone(nn.Sequential):
         )  # fmt: skip
 
 
-class PixelsBackbone(nn.Flatten):
-    """No feature extractor: the head sees the 784 pixels (a fast CPU preset)."""
+class SmallBackbone(nn.Sequential):
+    """A fast CPU preset: two strided convs, ~1/20 of the demo's compute, 1600 features."""
 
-    out_features = 784
+    out_features = 1600
+
+    def __init__(self) -> None:
+        super().__init__(
+            nn.Conv2d(1, 32, 5, stride=2), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2), nn.ReLU(),
+            nn.Flatten(),
+        )  # fmt: skip
 
 
 class ResNetBackbone(nn.Module):
