@@ -1,0 +1,109 @@
+"""Speed of the batched mirror-symmetry simulation against the usual per-network training loop.
+
+    uv run --package mirror-symmetry python benchmarks/bench_mirror_symmetry.py [--quick]
+
+Times the paper's setup (sigmoid, momentum 0.9, lr 0.1, 1/2-sum loss) three ways:
+  compiled  simulate(..., compile=True): N networks as one tensor program, each sweep fused by
+            torch.compile; the compile (one warm-up sweep) is timed separately
+  eager     the same batched program without torch.compile, on the same N for fewer sweeps,
+            extrapolated per run-sweep
+  per-run   one nn.Module and one torch.optim.SGD per network, a Python loop over networks and
+            sweeps (the usual way), on a few networks for fewer sweeps, extrapolated per run-sweep
+Extrapolations scale the measured time by (runs x sweeps) / (measured runs x measured sweeps).
+On a shared machine other work slows every row (the output shows the load average before and
+after); compare rows of one run, and repeat runs when the load was high.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from mirror_symmetry.reference import MirrorNet, train_reference
+from mirror_symmetry.sim import MirrorNets, Setup, initial_theta, simulate
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]  # fmt: skip
+        cpu = names[0] if names else cpu
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads{gpu}; "
+        f"torch {torch.__version__}, Python {platform.python_version()}; {load()}"
+    )
+
+
+def load() -> str:
+    """Other work on a shared machine slows every row; the load average shows how much."""
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def per_run_loop_seconds(runs: int, sweeps: int) -> float:
+    """Seconds for `runs` networks trained one after another, the usual way."""
+    setup = Setup(runs=runs, sweeps=sweeps)
+    start = MirrorNets(initial_theta(runs, 0, setup.init, setup.init_range))
+    started = time.perf_counter()
+    for run in range(runs):
+        net = MirrorNet(setup.activation).load_run(start, run)
+        train_reference(net, setup, sweeps)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--sweeps", type=int, default=10_000)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    runs, sweeps = (1000, 300) if args.quick else (args.runs, args.sweeps)
+    eager_sweeps = 20 if args.quick else 300
+    loop_runs, loop_sweeps = (2, 50) if args.quick else (10, 300)
+    total = runs * sweeps
+    print(f"machine: {machine()}; device {args.device}")
+
+    setup = Setup(runs=runs, sweeps=sweeps)
+    compiled = simulate(setup, seed=0, device=args.device, compile=True, record_every=sweeps)
+    if not compiled.compiled:
+        print("warning: torch.compile failed; the 'compiled' row below ran eagerly")
+    print(
+        f"compiled  {runs} runs x {sweeps} sweeps: {compiled.seconds:.2f} s "
+        f"(+{compiled.compile_seconds:.1f} s compile), "
+        f"{compiled.run_sweeps_per_second:,.0f} run-sweeps/s"
+    )
+
+    eager = simulate(
+        Setup(runs=runs, sweeps=eager_sweeps), seed=0, device=args.device, record_every=sweeps
+    )
+    eager_total = eager.seconds / (runs * eager_sweeps) * total
+    print(
+        f"eager     {runs} runs x {eager_sweeps} sweeps: {eager.seconds:.2f} s, "
+        f"{eager.run_sweeps_per_second:,.0f} run-sweeps/s; "
+        f"extrapolated to {runs} x {sweeps}: {eager_total:.1f} s"
+    )
+
+    loop = per_run_loop_seconds(loop_runs, loop_sweeps)
+    loop_total = loop / (loop_runs * loop_sweeps) * total
+    print(
+        f"per-run   {loop_runs} runs x {loop_sweeps} sweeps: {loop:.2f} s, "
+        f"{loop_runs * loop_sweeps / loop:,.0f} run-sweeps/s; "
+        f"extrapolated to {runs} x {sweeps}: {loop_total:,.0f} s ({loop_total / 3600:.1f} h)"
+    )
+    print(
+        f"speed-up over the per-run loop: compiled {loop_total / compiled.seconds:,.0f}x, "
+        f"eager {loop_total / eager_total:,.0f}x; compiled over eager "
+        f"{eager_total / compiled.seconds:.1f}x ({load()})"
+    )
+
+
+if __name__ == "__main__":
+    main()

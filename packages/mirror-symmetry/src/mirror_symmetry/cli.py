@@ -1,0 +1,70 @@
+"""`uv run --package mirror-symmetry train`: one batched simulation, summarised and plotted."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from mirror_symmetry.config import MirrorConfig
+from mirror_symmetry.report import describe, plot_outcomes, snapshot_metrics, summarize
+from mirror_symmetry.sim import PATTERNS, Simulation, setup_of, simulate
+from mirror_symmetry.solution import plot_network, solution_shape, typical_network
+from mnistlab.cli import parse_config, run_main
+from mnistlab.runtime import Run
+
+STUDY = "mirror-symmetry"
+DESCRIPTION = (
+    "Rumelhart, Hinton & Williams (1986) mirror symmetry as a statistics question: train N "
+    "independent 6-2-1 networks as one batch and count how many reach accuracy 1.0, stick at "
+    "0.875 or 0.5, or end elsewhere, and when. The defaults are the paper's setup."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(MirrorConfig, argv, DESCRIPTION)
+    run_main(lambda: train(config))
+
+
+def train(config: MirrorConfig) -> None:
+    run = Run(STUDY, config)
+    setup = dataclasses.replace(setup_of(config), sweeps=config.sweeps_to_run)
+    sim = simulate(
+        setup,
+        seed=config.seed,
+        device=run.device,
+        dtype=config.torch_dtype,
+        compile=config.compile,
+        record_every=config.log_every,
+        on_record=lambda snapshot: run.log(snapshot_metrics(snapshot), snapshot.sweep),
+        warn=run.print,
+    )
+    metrics = summarize(sim)
+    if run.is_main:
+        metrics["figures"] = write_figures(sim, run)
+    run.state.step = setup.sweeps
+    run.state.samples = setup.runs * setup.sweeps * PATTERNS  # pattern presentations
+    run.state.train_seconds = sim.seconds
+    run.print(describe(metrics))
+    run.finish(metrics, sim.final)
+
+
+def write_figures(sim: Simulation, run: Run) -> dict[str, str | int | None]:
+    """outcomes.png, and weights.png for a typical solved network (when one is solved)."""
+    setup = sim.setup
+    label = (
+        f"{setup.runs} networks, {setup.optimizer} lr {setup.lr:g} momentum {setup.momentum:g}, "
+        f"{setup.activation}, loss {setup.loss_reduction}, seed {sim.seed}"
+    )
+    plot_outcomes(sim.history, run.run_dir / "outcomes.png", label)
+    solved = sim.final_correct == PATTERNS
+    typical = typical_network(solution_shape(sim.final), solved, sim.solved_at)
+    if typical is None:
+        run.print("no network reached accuracy 1.0: no weights figure")
+        return {"outcomes": "outcomes.png", "weights": None, "weights_run": None}
+    plot_network(
+        sim.final,
+        typical,
+        run.run_dir / "weights.png",
+        f"network {typical} (solved after {int(sim.solved_at[typical])} sweeps); {label}",
+    )
+    return {"outcomes": "outcomes.png", "weights": "weights.png", "weights_run": typical}

@@ -1,0 +1,227 @@
+"""`mirror-symmetry-reproduce`: the paper's setup and the 2021 report's variants, each with the
+paper's 1/2-sum loss and with the report's mean loss, as one table of rates with 95% intervals.
+
+Every variant starts from the same seed, so variants with the same --init start from the same
+weights (a paired comparison). Written into the run folder: table.md, results.json,
+solved_over_time.png and summary.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from matplotlib.figure import Figure
+from torch import nn
+
+from mirror_symmetry.cli import STUDY
+from mirror_symmetry.config import DTYPES, SimulationOptions
+from mirror_symmetry.report import snapshot_metrics, summarize
+from mirror_symmetry.sim import PATTERNS, Reduction, Setup, Simulation, simulate
+from mnistlab.cli import parse_config, run_main
+from mnistlab.config import RunConfig, require
+from mnistlab.runtime import Run
+
+VariantName = Literal["paper", "vanilla-gd", "rmsprop", "weight-7", "weight-8", "silu"]
+REDUCTIONS: tuple[Reduction, ...] = ("sum", "mean")
+# The report's runs went to ~5000 epochs (its SiLU networks solved between 4000 and 5000).
+REPORT_SWEEPS = 5000
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: VariantName
+    description: str
+    setup: Setup  # runs and loss_reduction are set per table row
+    claim: str  # what the paper or the 2021 report says about it
+
+
+VARIANTS = (
+    Variant(
+        "paper",
+        "paper: momentum 0.9, lr 0.1, U(-0.3, 0.3)",
+        Setup(sweeps=1425),
+        "paper: solved (one network shown, 1425 sweeps)",
+    ),
+    Variant(
+        "vanilla-gd",
+        "plain GD, lr 0.1",
+        Setup(sweeps=REPORT_SWEEPS, momentum=0.0),
+        "report: < 1/90 reach 1.0, plateau at 0.875",
+    ),
+    Variant(
+        "rmsprop",
+        "RMSProp lr 0.8, momentum 0.1",
+        Setup(sweeps=REPORT_SWEEPS, optimizer="rmsprop", lr=0.8, momentum=0.1),
+        "report: ~1/25 reach 1.0",
+    ),
+    Variant(
+        "weight-7",
+        "plain GD, lr 0.1, symmetric patterns weighted 7x",
+        Setup(sweeps=REPORT_SWEEPS, momentum=0.0, symmetric_weight=7.0),
+        "report: ~1/20 reach 1.0",
+    ),
+    Variant(
+        "weight-8",
+        "plain GD, lr 0.1, symmetric patterns weighted 8x",
+        Setup(sweeps=REPORT_SWEEPS, momentum=0.0, symmetric_weight=8.0),
+        "report: ~1/6 reach 1.0, more end at 0.5",
+    ),
+    Variant(
+        "silu",
+        "plain GD, lr 0.1, SiLU hidden units, PyTorch init",
+        Setup(sweeps=REPORT_SWEEPS, momentum=0.0, activation="silu", init="torch"),
+        "report: ~99/100 reach 1.0 (best between sweeps 4000 and 5000)",
+    ),
+)
+
+
+@dataclass
+class TableOptions:
+    runs: int = 1000
+    """Networks per variant and loss reduction."""
+    variants: tuple[VariantName, ...] = get_args(VariantName)
+    """Which variants to run."""
+
+
+@dataclass
+class ReproduceConfig(RunConfig, SimulationOptions, TableOptions):
+    """Options of mirror-symmetry-reproduce."""
+
+    log_every: int = 100
+    """Record the outcome distribution (and log it) every N sweeps."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.runs >= 1, f"--runs must be >= 1, got {self.runs}")
+        require(len(self.variants) > 0, "--variants needs at least one variant name")
+        self.check_run_options(self)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_config(ReproduceConfig, argv, __doc__ or "")
+    run_main(lambda: reproduce(config))
+
+
+def reproduce(config: ReproduceConfig) -> None:
+    run = Run(STUDY, config)
+    rows: list[dict[str, Any]] = []
+    finals = nn.ModuleDict()
+    simulations: dict[str, Simulation] = {}
+    for variant in (v for v in VARIANTS if v.name in config.variants):
+        for reduction in REDUCTIONS:
+            key = f"{variant.name}/{reduction}"
+            sweeps = variant.setup.sweeps
+            if config.max_steps is not None:
+                sweeps = min(sweeps, config.max_steps)
+            setup = dataclasses.replace(
+                variant.setup, runs=config.runs, sweeps=sweeps, loss_reduction=reduction
+            )
+            run.print(f"{key}: {config.runs} networks x {sweeps} sweeps")
+            sim = simulate(
+                setup,
+                seed=config.seed,
+                device=run.device,
+                dtype=DTYPES[config.dtype],
+                compile=config.compile,
+                record_every=config.log_every,
+                warn=run.print,
+            )
+            metrics = summarize(sim)
+            final = snapshot_metrics(sim.history[-1])
+            run.log({f"{key}/{name}": value for name, value in final.items()}, len(rows))
+            rows.append({"variant": variant.name, "loss_reduction": reduction, **metrics})
+            finals[f"{variant.name}_{reduction}"] = sim.final
+            simulations[key] = sim
+            run.print(f"  {row_line(variant, rows[-1])}")
+    table = markdown_table(rows, config)
+    if run.is_main:
+        (run.run_dir / "table.md").write_text(table)
+        run.write_json("results.json", {"rows": rows})
+        plot_solved_over_time(simulations, run.run_dir / "solved_over_time.png")
+    run.print(table)
+    run.state.train_seconds = sum(s.seconds for s in simulations.values())
+    run.state.samples = sum(s.setup.runs * s.setup.sweeps * PATTERNS for s in simulations.values())
+    run.finish(
+        {
+            f"{row['variant']}/{row['loss_reduction']}": {
+                **{name: r["fraction"] for name, r in row["outcomes"].items()},
+                "median_sweeps_to_1.0": row["sweeps_to_1.0"] and row["sweeps_to_1.0"]["median"],
+            }
+            for row in rows
+        },
+        finals,
+    )
+
+
+def _percent(rate: dict[str, Any]) -> str:
+    low, high = rate["ci95"]
+    return f"{100 * rate['fraction']:.1f}% ({100 * low:.1f}-{100 * high:.1f})"
+
+
+def row_line(variant: Variant, row: dict[str, Any]) -> str:
+    outcomes = row["outcomes"]
+    return (
+        f"loss {row['loss_reduction']}: 1.0 {_percent(outcomes['1.0'])}, "
+        f"0.875 {_percent(outcomes['0.875'])}, 0.5 {_percent(outcomes['0.5'])} "
+        f"[{variant.claim}] ({row['simulation_seconds']:.1f} s)"
+    )
+
+
+def markdown_table(rows: list[dict[str, Any]], config: ReproduceConfig) -> str:
+    variants = {v.name: v for v in VARIANTS}
+    header = (
+        "| variant | loss | sweeps | accuracy 1.0 | stuck at 0.875 | at 0.5 | other "
+        "| median sweeps to 1.0 | claimed | seconds |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for row in rows:
+        variant = variants[row["variant"]]
+        outcomes = row["outcomes"]
+        spread = row["sweeps_to_1.0"]
+        lines.append(
+            f"| {variant.description} | {row['loss_reduction']} | {row['sweeps']} "
+            f"| {_percent(outcomes['1.0'])} | {_percent(outcomes['0.875'])} "
+            f"| {_percent(outcomes['0.5'])} | {_percent(outcomes['other'])} "
+            f"| {spread['median'] if spread else '-'} | {variant.claim} "
+            f"| {row['simulation_seconds'] + row['compile_seconds']:.1f} |"
+        )
+    note = (
+        f"\n{config.runs} networks per row, seed {config.seed}, {config.dtype}, "
+        f"compiled: {config.compile}. Rates with 95% Wilson intervals, in percent. "
+        "'loss sum' is the paper's 1/2 * sum over the 64 patterns, 'loss mean' is nn.MSELoss()'s "
+        "mean (the 2021 report), whose gradient is 32 times smaller.\n"
+    )
+    return header + "\n".join(lines) + "\n" + note
+
+
+def plot_solved_over_time(simulations: dict[str, Simulation], path: Path) -> None:
+    """Fraction of networks at accuracy 1.0 against sweeps: a colour per variant, solid for the
+    sum loss and dashed for the mean loss."""
+    figure = Figure(figsize=(8, 4.5))
+    axes = figure.subplots()
+    variants = list(dict.fromkeys(key.split("/")[0] for key in simulations))
+    for key, sim in simulations.items():
+        sweeps = [s.sweep for s in sim.history]
+        solved = [s.counts[0] / sum(s.counts) for s in sim.history]
+        axes.plot(
+            sweeps,
+            solved,
+            "-" if sim.setup.loss_reduction == "sum" else "--",
+            color=f"C{variants.index(key.split('/')[0])}",
+            label=key,
+        )
+    axes.set_xlabel("sweep")
+    axes.set_ylabel("fraction of networks at accuracy 1.0")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
