@@ -37,7 +37,7 @@ class TorchvisionStyleMNIST(Dataset):
 
 def time_epoch(batches) -> tuple[float, int]:
     started, seen = time.perf_counter(), 0
-    for images, labels in batches:
+    for _, labels in batches:
         seen += len(labels)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
