@@ -17,8 +17,9 @@ import matplotlib.pyplot as plt
 from kakuritsu.cli import train
 from kakuritsu.config import KakuritsuConfig
 from kakuritsu.model import EVAL_MODES, HeadKind
-from mnistlab.cli import parse_config, run_main
+from mnistlab.cli import UsageError, parse_config, run_main
 from mnistlab.config import require
+from mnistlab.runtime import complete_checkpoints
 
 Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
 
@@ -53,13 +54,19 @@ def compare(config: CompareConfig) -> dict:
         for head in config.heads:
             for seed in config.seeds:
                 name = f"{dataset}-{head}-s{seed}"
-                summary_path = folder / "runs" / "kakuritsu" / name / "summary.json"
-                if summary_path.is_file():
-                    summary = json.loads(summary_path.read_text())
-                else:
+                run_dir = folder / "runs" / "kakuritsu" / name
+                if (run_dir / "summary.json").is_file():
+                    summary = json.loads((run_dir / "summary.json").read_text())
+                else:  # new, or interrupted: continue from its last checkpoint if it has one
+                    resume = str(run_dir) if complete_checkpoints(run_dir) else None
+                    if resume is None and run_dir.exists():
+                        raise UsageError(
+                            f"{run_dir} was interrupted before its first "
+                            "checkpoint; delete it and run the comparison again"
+                        )
                     summary = train(dataclasses.replace(
                         config.train, head=head, seed=seed, dataset=dataset,
-                        out_dir=folder / "runs", run_name=name, resume=None))  # fmt: skip
+                        out_dir=folder / "runs", run_name=name, resume=resume))  # fmt: skip
                 cell = results.setdefault(dataset, {}).setdefault(head, {})
                 for mode in EVAL_MODES:
                     cell.setdefault(mode, []).append(summary["metrics"][f"test/{mode}/acc1"])
