@@ -111,8 +111,8 @@ def plot(results: dict, path: Path) -> None:
         ax.set_title(dataset)
         low = min(100 * min(v) for h in heads.values() for v in h.values())
         ax.set_ylim(max(0.0, low - 5), 100)
-    axes[0][0].legend(loc="lower left", fontsize=8)
-    figure.tight_layout()
+    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=3)
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
