@@ -157,7 +157,7 @@ class Run:
         self.run_dir = self._agree_on_run_dir()
         self.seed_everything()
         if self.is_main and not evaluate_only:  # an evaluation leaves the run's config as is
-            self._write_config()
+            self.write_json("config.json", to_jsonable(config))
         self.print(f"{study}: run folder {self.run_dir}")
         self.print(json.dumps(to_jsonable(config), indent=1))
         self._start_tracker()
@@ -244,25 +244,26 @@ class Run:
         run_dir = checkpoint.parent.parent
         if not os.access(run_dir, os.W_OK):
             raise UsageError(f"run folder {run_dir} is not writable; copy it somewhere writable")
+        self._refuse_changed_config(run_dir / "config.json")
         return run_dir, checkpoint
 
-    def _write_config(self) -> None:
-        config_path = self.run_dir / "config.json"
+    def _refuse_changed_config(self, config_path: Path) -> None:
+        """A resumed run must compute the same thing: only `resumable_fields` may change."""
+        if not config_path.is_file():
+            return
+        saved = json.loads(config_path.read_text())
         resolved = to_jsonable(self.config)
-        if self.resume_from is not None and config_path.is_file():
-            saved = json.loads(config_path.read_text())
-            changed = sorted(
-                k
-                for k in resolved
-                if k not in self.config.resumable_fields and saved.get(k) != resolved[k]
+        changed = sorted(
+            k
+            for k in resolved
+            if k not in self.config.resumable_fields and saved.get(k) != resolved[k]
+        )
+        if changed:
+            raise UsageError(
+                f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ "
+                f"from the run being resumed ({config_path}); pass the same values or start "
+                "a new run"
             )
-            if changed:
-                raise UsageError(
-                    f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ "
-                    f"from the run being resumed ({config_path}); pass the same values or start "
-                    "a new run"
-                )
-        self.write_json("config.json", resolved)
 
     def write_json(self, name: str, payload: dict) -> Path:
         """Write a JSON file into the run folder atomically (main process only)."""
