@@ -54,6 +54,11 @@ def shard_indices(n: int, seed: int, epoch: int, rank: int, world_size: int) -> 
     return order[rank * per_rank : (rank + 1) * per_rank]
 
 
+def steps_per_epoch(n: int, world_size: int, batch_size: int) -> int:
+    """Training steps per epoch on every rank (each rank holds n // world_size samples)."""
+    return -(-(n // world_size) // batch_size)
+
+
 def eval_indices(n: int, rank: int, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A rank's evaluation indices (strided), padded so every rank has ceil(n / world_size);
     the second tensor marks the real ones, so gathered results can drop the padding."""
@@ -107,14 +112,12 @@ class BatchSource:
         return len(self.labels)
 
     def steps_per_epoch(self) -> int:
-        return -(-(len(self) // self.world_size) // self.batch_size)
-
-    def shard_indices(self, epoch: int) -> torch.Tensor:
-        return shard_indices(len(self), self.seed, epoch, self.rank, self.world_size)
+        return steps_per_epoch(len(self), self.world_size, self.batch_size)
 
     def train_epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled, augmented batches of this rank's shard for `epoch`."""
-        index = self.shard_indices(epoch).to(self.device)
+        index = shard_indices(len(self), self.seed, epoch, self.rank, self.world_size)
+        index = index.to(self.device)
         # Augmentation must differ across ranks but be reproducible from (seed, epoch, rank).
         generator = torch.Generator(device=self.device)
         generator.manual_seed(derive_seed("augment", self.seed, epoch, self.rank))

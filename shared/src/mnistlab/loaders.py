@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from mnistlab.batches import eval_indices, shard_indices
+from mnistlab.batches import eval_indices, shard_indices, steps_per_epoch
 
 
 class LoaderBatches:
@@ -35,7 +35,7 @@ class LoaderBatches:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def steps_per_epoch(self) -> int:
-        return -(-(len(self) // self.world_size) // self.batch_size)
+        return steps_per_epoch(len(self), self.world_size, self.batch_size)
 
     def _loader(self, index: torch.Tensor) -> DataLoader:
         return DataLoader(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -97,9 +97,12 @@ def build_model(config: KakuritsuConfig, classes: int) -> KakuritsuNet:
     return KakuritsuNet(backbone, head)
 
 
-def classification_metrics(
-    model: torch.nn.Module,
-) -> Any:
+PerSample = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+
+
+def classification_metrics(model: torch.nn.Module) -> PerSample:
+    """Per-sample loss, top-1 and top-5 correctness, for `Run.evaluate`."""
+
     def per_sample(images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = model(images)
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
