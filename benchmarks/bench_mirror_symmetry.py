@@ -2,13 +2,14 @@
 
     uv run --package mirror-symmetry python benchmarks/bench_mirror_symmetry.py [--quick]
 
-Times the paper's setup (sigmoid, momentum 0.9, lr 0.1, 1/2-sum loss) three ways:
-  compiled  simulate(..., compile=True): N networks as one tensor program, each sweep fused by
-            torch.compile; the compile (one warm-up sweep) is timed separately
-  eager     the same batched program without torch.compile, on the same N for fewer sweeps,
-            extrapolated per run-sweep
+Times the paper's setup (sigmoid, momentum 0.9, lr 0.1, 1/2-sum loss, float32) four ways:
+  kernel    simulate(..., backend="kernel"): the fused C loop, all runs x sweeps measured; its
+            build (or cache load) is timed separately
+  compiled  backend="compile": N networks as one tensor program, each sweep fused by
+            torch.compile, on the same N for fewer sweeps, extrapolated per run-sweep
+  eager     backend="eager": the same program without torch.compile, extrapolated likewise
   per-run   one nn.Module and one torch.optim.SGD per network, a Python loop over networks and
-            sweeps (the usual way), on a few networks for fewer sweeps, extrapolated per run-sweep
+            sweeps (the usual way), on a few networks for fewer sweeps, extrapolated
 Extrapolations scale the measured time by (runs x sweeps) / (measured runs x measured sweeps).
 On a shared machine other work slows every row (the output shows the load average before and
 after); compare rows of one run, and repeat runs when the load was high.
@@ -58,6 +59,23 @@ def per_run_loop_seconds(runs: int, sweeps: int) -> float:
     return time.perf_counter() - started
 
 
+def batched_row(name: str, runs: int, sweeps: int, total: int, device: str) -> float:
+    """Time `runs` x `sweeps` with one backend; print and return the time for `total` run-sweeps."""
+    sim = simulate(
+        Setup(runs=runs, sweeps=sweeps), seed=0, device=device, backend=name, record_every=sweeps
+    )
+    if sim.backend != name:
+        print(f"warning: {name} was not available; the row below ran {sim.backend}")
+    seconds = sim.seconds / (runs * sweeps) * total
+    extrapolated = "" if runs * sweeps == total else f"; extrapolated: {seconds:,.1f} s"
+    print(
+        f"{name:9} {runs} runs x {sweeps} sweeps: {sim.seconds:.2f} s "
+        f"(+{sim.build_seconds:.1f} s build), {sim.run_sweeps_per_second:,.0f} run-sweeps/s"
+        f"{extrapolated}"
+    )
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
@@ -66,43 +84,32 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     runs, sweeps = (1000, 300) if args.quick else (args.runs, args.sweeps)
-    eager_sweeps = 20 if args.quick else 300
+    compiled_sweeps, eager_sweeps = (100, 20) if args.quick else (1000, 300)
     loop_runs, loop_sweeps = (2, 50) if args.quick else (10, 300)
     total = runs * sweeps
     print(f"machine: {machine()}; device {args.device}")
+    print(f"target: {runs} runs x {sweeps} sweeps")
 
-    setup = Setup(runs=runs, sweeps=sweeps)
-    compiled = simulate(setup, seed=0, device=args.device, compile=True, record_every=sweeps)
-    if not compiled.compiled:
-        print("warning: torch.compile failed; the 'compiled' row below ran eagerly")
-    print(
-        f"compiled  {runs} runs x {sweeps} sweeps: {compiled.seconds:.2f} s "
-        f"(+{compiled.compile_seconds:.1f} s compile), "
-        f"{compiled.run_sweeps_per_second:,.0f} run-sweeps/s"
-    )
-
-    eager = simulate(
-        Setup(runs=runs, sweeps=eager_sweeps), seed=0, device=args.device, record_every=sweeps
-    )
-    eager_total = eager.seconds / (runs * eager_sweeps) * total
-    print(
-        f"eager     {runs} runs x {eager_sweeps} sweeps: {eager.seconds:.2f} s, "
-        f"{eager.run_sweeps_per_second:,.0f} run-sweeps/s; "
-        f"extrapolated to {runs} x {sweeps}: {eager_total:.1f} s"
-    )
+    seconds = {}
+    if args.device == "cpu":
+        seconds["kernel"] = batched_row("kernel", runs, sweeps, total, args.device)
+    seconds["compile"] = batched_row("compile", runs, compiled_sweeps, total, args.device)
+    seconds["eager"] = batched_row("eager", runs, eager_sweeps, total, args.device)
 
     loop = per_run_loop_seconds(loop_runs, loop_sweeps)
     loop_total = loop / (loop_runs * loop_sweeps) * total
     print(
         f"per-run   {loop_runs} runs x {loop_sweeps} sweeps: {loop:.2f} s, "
         f"{loop_runs * loop_sweeps / loop:,.0f} run-sweeps/s; "
-        f"extrapolated to {runs} x {sweeps}: {loop_total:,.0f} s ({loop_total / 3600:.1f} h)"
+        f"extrapolated: {loop_total:,.0f} s ({loop_total / 3600:.1f} h)"
     )
-    print(
-        f"speed-up over the per-run loop: compiled {loop_total / compiled.seconds:,.0f}x, "
-        f"eager {loop_total / eager_total:,.0f}x; compiled over eager "
-        f"{eager_total / compiled.seconds:.1f}x ({load()})"
+    fastest = min(seconds, key=seconds.get)
+    ratios = ", ".join(f"{name} {loop_total / s:,.0f}x" for name, s in seconds.items())
+    others = ", ".join(
+        f"{name} {seconds[name] / seconds[fastest]:.1f}x" for name in seconds if name != fastest
     )
+    print(f"speed-up over the per-run loop: {ratios}")
+    print(f"{fastest} is faster than {others} ({load()})")
 
 
 if __name__ == "__main__":

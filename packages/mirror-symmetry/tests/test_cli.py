@@ -17,7 +17,6 @@ def test_train_writes_summary_metrics_and_figures(tmp_path):
             "--runs", "48",
             "--sweeps", "1425",
             "--log-every", "100",
-            "--no-compile",
             "--tracker", "none",
             "--out-dir", str(tmp_path),
             "--run-name", "e2e",
@@ -36,6 +35,7 @@ def test_train_writes_summary_metrics_and_figures(tmp_path):
     assert outcomes["1.0"]["count"] > 0  # about a third of the paper's networks solve it
     assert metrics["sweeps_to_1.0"]["min"] <= metrics["sweeps_to_1.0"]["median"] <= 1425
     assert metrics["run_sweeps_per_s"] > 0
+    assert metrics["backend"] == "kernel"  # auto, on a CPU with a C compiler
     assert summary["fingerprint"]
     assert (run_dir / "outcomes.png").stat().st_size > 0
     assert (run_dir / "weights.png").stat().st_size > 0
@@ -57,6 +57,8 @@ def test_train_writes_summary_metrics_and_figures(tmp_path):
         (["--activation", "swish"], "--activation"),
         (["--resume", "latest"], "--resume"),
         (["--mixed-precision", "bf16"], "--mixed-precision"),
+        (["--backend", "kernel", "--dtype", "float64"], "--backend"),
+        (["--backend", "fast"], "--backend"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(argv, flag, capsys, tmp_path):
@@ -87,7 +89,7 @@ def test_reproduce_writes_a_table_for_each_variant_and_reduction(tmp_path):
             "--runs", "8",
             "--max-steps", "30",
             "--variants", "paper", "silu",
-            "--no-compile",
+            "--backend", "eager",
             "--tracker", "none",
             "--out-dir", str(tmp_path),
             "--run-name", "table",

@@ -91,7 +91,7 @@ def test_mean_loss_gradient_is_the_sum_loss_gradient_over_32():
 )
 def test_batched_optimizers_follow_torch_optim(optimizer, lr, momentum):
     setup = Setup(runs=3, sweeps=40, optimizer=optimizer, lr=lr, momentum=momentum)
-    sim = simulate(setup, seed=5, dtype=torch.float64)
+    sim = simulate(setup, seed=5, dtype=torch.float64, backend="eager")
     start = MirrorNets(initial_theta(setup.runs, 5, setup.init, setup.init_range))
     final = sim.final.theta()
     for run in range(setup.runs):

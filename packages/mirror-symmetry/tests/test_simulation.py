@@ -61,12 +61,17 @@ def test_a_run_is_reproducible_from_its_seed():
     assert not torch.equal(first.final.theta(), other.final.theta())
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_a_run_does_not_depend_on_n_or_its_neighbours(dtype):
+@pytest.mark.parametrize(
+    ("backend", "dtype"),
+    [("kernel", torch.float32), ("eager", torch.float32), ("eager", torch.float64)],
+)
+def test_a_run_does_not_depend_on_n_or_its_neighbours(backend, dtype):
     setup = Setup(runs=100, sweeps=1425)
-    big = simulate(setup, seed=11, dtype=dtype)
+    big = simulate(setup, seed=11, dtype=dtype, backend=backend)
     for runs in (8, 33):
-        small = simulate(dataclasses.replace(setup, runs=runs), seed=11, dtype=dtype)
+        small = simulate(
+            dataclasses.replace(setup, runs=runs), seed=11, dtype=dtype, backend=backend
+        )
         assert torch.equal(small.final.theta(), big.final.theta()[:, :runs])
         assert torch.equal(small.final_correct, big.final_correct[:runs])
         assert torch.equal(small.solved_at, big.solved_at[:runs])
@@ -103,10 +108,12 @@ def test_history_records_every_k_sweeps_and_the_end():
 @pytest.mark.slow
 def test_compiled_sweeps_match_eager_ones_and_stay_independent():
     setup = Setup(runs=100, sweeps=300)
-    eager = simulate(setup, seed=2, dtype=torch.float64)
-    compiled = simulate(setup, seed=2, dtype=torch.float64, compile=True)
-    assert compiled.compiled
+    eager = simulate(setup, seed=2, dtype=torch.float64, backend="eager")
+    compiled = simulate(setup, seed=2, dtype=torch.float64, backend="compile")
+    assert compiled.backend == "compile"
     assert_close(compiled.final.theta(), eager.final.theta(), rtol=1e-8, atol=1e-10)
     assert torch.equal(compiled.solved_at, eager.solved_at)
-    fewer = simulate(dataclasses.replace(setup, runs=40), seed=2, dtype=torch.float64, compile=True)
+    fewer = simulate(
+        dataclasses.replace(setup, runs=40), seed=2, dtype=torch.float64, backend="compile"
+    )
     assert torch.equal(fewer.final.theta(), compiled.final.theta()[:, :40])

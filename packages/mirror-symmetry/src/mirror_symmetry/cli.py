@@ -33,7 +33,7 @@ def train(config: MirrorConfig) -> None:
         seed=config.seed,
         device=run.device,
         dtype=config.torch_dtype,
-        compile=config.compile,
+        backend=config.backend,
         record_every=config.log_every,
         on_record=lambda snapshot: run.log(snapshot_metrics(snapshot), snapshot.sweep),
         warn=run.print,

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from mirror_symmetry.sim import Setup
+from mirror_symmetry.sim import Backend, Setup
 from mnistlab.config import RunConfig, require
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -20,8 +20,8 @@ class SimulationOptions:
 
     dtype: Dtype = "float32"
     """Floating-point type of the simulation."""
-    compile: bool = True
-    """Fuse each sweep with torch.compile (compiling takes seconds); falls back to eager execution, with a warning, where compiling fails."""
+    backend: Backend = "auto"
+    """kernel: the fused C loop (CPU, float32; built once with the system C compiler); compile: torch.compile (any device; compiling takes seconds); eager: plain torch operations; auto: kernel where it applies, else compile, each falling back to the next with a warning."""
 
     def check_run_options(self, config: RunConfig) -> None:
         """Refuse the shared options that mean nothing for a simulation of a few seconds."""
@@ -34,6 +34,10 @@ class SimulationOptions:
             config.mixed_precision == "no",
             f"--mixed-precision {config.mixed_precision} is not supported by mirror-symmetry; "
             "use --dtype float32 or float64",
+        )
+        require(
+            self.backend != "kernel" or self.dtype == "float32",
+            "--backend kernel computes in float32; use --backend compile for --dtype float64",
         )
 
 

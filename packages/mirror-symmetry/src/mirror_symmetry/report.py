@@ -76,9 +76,9 @@ def summarize(sim: Simulation) -> dict[str, Any]:
             shape.step_ratios[solved].reshape(-1, 2).median(0).values.tolist() if n_solved else None
         ),
         "simulation_seconds": round(sim.seconds, 3),
-        "compile_seconds": round(sim.compile_seconds, 3),
+        "build_seconds": round(sim.build_seconds, 3),
         "run_sweeps_per_s": round(sim.run_sweeps_per_second),
-        "compiled": sim.compiled,
+        "backend": sim.backend,
         "device": sim.device,
         "dtype": sim.dtype,
     }
@@ -108,7 +108,7 @@ def describe(metrics: dict[str, Any]) -> str:
         )
     lines.append(
         f"  {metrics['simulation_seconds']:.2f} s ({metrics['run_sweeps_per_s']:,} run-sweeps/s, "
-        f"compiled: {metrics['compiled']}, compile {metrics['compile_seconds']:.1f} s)"
+        f"backend {metrics['backend']}, build {metrics['build_seconds']:.1f} s)"
     )
     return "\n".join(lines)
 

@@ -126,7 +126,7 @@ def reproduce(config: ReproduceConfig) -> None:
                 seed=config.seed,
                 device=run.device,
                 dtype=DTYPES[config.dtype],
-                compile=config.compile,
+                backend=config.backend,
                 record_every=config.log_every,
                 warn=run.print,
             )
@@ -188,11 +188,11 @@ def markdown_table(rows: list[dict[str, Any]], config: ReproduceConfig) -> str:
             f"| {_percent(outcomes['1.0'])} | {_percent(outcomes['0.875'])} "
             f"| {_percent(outcomes['0.5'])} | {_percent(outcomes['other'])} "
             f"| {spread['median'] if spread else '-'} | {variant.claim} "
-            f"| {row['simulation_seconds'] + row['compile_seconds']:.1f} |"
+            f"| {row['simulation_seconds'] + row['build_seconds']:.1f} |"
         )
     note = (
         f"\n{config.runs} networks per row, seed {config.seed}, {config.dtype}, "
-        f"compiled: {config.compile}. Rates with 95% Wilson intervals, in percent. "
+        f"backend {', '.join(sorted({row['backend'] for row in rows}))}. Rates with 95% Wilson intervals, in percent. "
         "'loss sum' is the paper's 1/2 * sum over the 64 patterns, 'loss mean' is nn.MSELoss()'s "
         "mean (the 2021 report), whose gradient is 32 times smaller.\n"
     )

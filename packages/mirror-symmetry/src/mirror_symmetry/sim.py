@@ -17,14 +17,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mnistlab.batches import derive_seed
+from mnistlab.cli import UsageError
 from mnistlab.config import require
+
+if TYPE_CHECKING:
+    from mirror_symmetry.kernel import FusedSweeps
 
 INPUTS = 6
 HIDDEN = 2
@@ -356,6 +360,66 @@ def make_sweep(
 
 # -- the simulation --------------------------------------------------------------------------
 
+Backend = Literal["auto", "kernel", "compile", "eager"]
+BACKENDS: tuple[str, ...] = ("auto", "kernel", "compile", "eager")
+
+
+class TorchSweeps:
+    """Sweeps as torch operations on any device and dtype, optionally fused by torch.compile.
+    Updates theta, the optimizer state and solved_at in place."""
+
+    def __init__(
+        self,
+        setup: Setup,
+        task: Task,
+        theta: Tensor,
+        state: tuple[Tensor, ...],
+        solved_at: Tensor,
+        compile: bool,
+    ) -> None:
+        self.setup, self.task = setup, task
+        self.theta, self.state, self.solved_at = theta, state, solved_at
+        self.hyper = torch.tensor(
+            [setup.lr, setup.momentum], device=theta.device, dtype=theta.dtype
+        )
+        self.updates_done = torch.zeros((), device=theta.device, dtype=torch.int64)
+        unrolled = compile  # the unrolled contractions only pay off when fused
+        self._sweep = make_sweep(
+            setup.activation, setup.threshold_output, setup.optimizer, unrolled
+        )
+        if compile:
+            self._sweep = torch.compile(self._sweep, dynamic=False, fullgraph=True)
+            # The first call compiles; it runs on copies so the simulation starts clean.
+            self._sweep(
+                theta.clone(),
+                tuple(s.clone() for s in state),
+                self.hyper,
+                task,
+                solved_at.clone(),
+                self.updates_done.clone(),
+            )
+
+    def __call__(self, sweeps: int) -> tuple[Tensor, Tensor]:
+        """`sweeps` sweeps; E and the number of correct patterns [N] before the last update."""
+        for _ in range(sweeps):
+            loss, correct = self._sweep(
+                self.theta, self.state, self.hyper, self.task, self.solved_at, self.updates_done
+            )
+        return loss, correct
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        """E and correct patterns at the current weights (marking newly solved networks)."""
+        setup = self.setup
+        _, loss, correct = loss_and_gradients(
+            self.theta, self.task, setup.activation, setup.threshold_output
+        )
+        newly_solved = (self.solved_at < 0) & (correct == PATTERNS)
+        self.solved_at.copy_(torch.where(newly_solved, self.updates_done, self.solved_at))
+        return loss, correct
+
+    def close(self) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -374,9 +438,9 @@ class Simulation:
     final_correct: Tensor  # [N] patterns classified correctly at the end
     solved_at: Tensor  # [N] first update count with all 64 correct, -1 if never
     history: list[Snapshot]
-    seconds: float  # the sweep loop, without compilation
-    compile_seconds: float  # the warm-up sweep that compiles (0 when not compiled)
-    compiled: bool
+    seconds: float  # the sweep loop, without building or compiling
+    build_seconds: float  # building (or loading) the fused kernel, or torch.compile's warm-up
+    backend: str  # what ran: kernel, compile or eager
     device: str
     dtype: str
 
@@ -391,13 +455,52 @@ def outcome_counts(correct: Tensor) -> tuple[int, int, int, int]:
     return solved, always_no, half, correct.numel() - solved - always_no - half
 
 
+def check_backend(backend: Backend, device: torch.device, dtype: torch.dtype) -> None:
+    require(backend in BACKENDS, f"--backend must be one of {', '.join(BACKENDS)}, got {backend}")
+    require(
+        backend != "kernel" or (device.type == "cpu" and dtype == torch.float32),
+        f"--backend kernel runs on the CPU in float32, not on {device.type} in "
+        f"{str(dtype).removeprefix('torch.')}; use --backend compile (or auto)",
+    )
+
+
+def start_sweeps(
+    setup: Setup,
+    task: Task,
+    theta: Tensor,
+    state: tuple[Tensor, ...],
+    solved_at: Tensor,
+    backend: Backend,
+    warn: Callable[[str], None],
+) -> tuple[TorchSweeps | FusedSweeps, str]:
+    """The sweep implementation for `backend` and the name of what runs. auto: the fused kernel
+    for float32 on the CPU, else torch.compile; each falls back to the next with a warning."""
+    if backend == "kernel" or (
+        backend == "auto" and theta.device.type == "cpu" and theta.dtype == torch.float32
+    ):
+        from mirror_symmetry.kernel import FusedSweeps, KernelUnavailable
+
+        try:
+            return FusedSweeps(setup, task, theta, state, solved_at), "kernel"
+        except KernelUnavailable as exc:
+            if backend == "kernel":
+                raise UsageError(f"{exc}; use --backend compile or eager") from exc
+            warn(f"warning: {exc}; running the torch.compile version instead")
+    if backend in ("auto", "kernel", "compile"):
+        try:
+            return TorchSweeps(setup, task, theta, state, solved_at, compile=True), "compile"
+        except Exception as exc:  # a missing compiler or an unsupported backend: run eagerly
+            warn(f"warning: torch.compile failed ({type(exc).__name__}); running eagerly")
+    return TorchSweeps(setup, task, theta, state, solved_at, compile=False), "eager"
+
+
 def simulate(
     setup: Setup,
     *,
     seed: int,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
-    compile: bool = False,
+    backend: Backend = "auto",
     record_every: int = 25,
     on_record: Callable[[Snapshot], None] | None = None,
     warn: Callable[[str], None] = print,
@@ -405,44 +508,23 @@ def simulate(
     """Train setup.runs networks for setup.sweeps sweeps; record the outcome distribution every
     `record_every` sweeps (and at the end), passing each record to `on_record`.
 
-    compile=True fuses each sweep with torch.compile; if compiling fails the simulation warns and
-    runs eagerly (same numbers up to float rounding).
+    backend: kernel (the fused C loop, CPU float32), compile (torch.compile), eager, or auto (see
+    start_sweeps). All compute the same numbers up to float rounding.
     """
     setup.check()
     device = torch.device(device)
+    check_backend(backend, device, dtype)
     runs = setup.runs
     padded = -(-runs // RUN_BLOCK) * RUN_BLOCK
     task = Task.build(setup, device, dtype)
     theta = initial_theta(padded, seed, setup.init, setup.init_range).to(device, dtype)
     state = tuple(torch.zeros_like(theta) for _ in range(STATE_TENSORS[setup.optimizer]))
-    hyper = torch.tensor([setup.lr, setup.momentum], device=device, dtype=dtype)
     solved_at = torch.full((padded,), -1, device=device, dtype=torch.int64)
-    updates_done = torch.zeros((), device=device, dtype=torch.int64)
 
-    sweep = make_sweep(setup.activation, setup.threshold_output, setup.optimizer)
-    compile_seconds = 0.0
-    if compile:
-        started = time.perf_counter()
-        try:  # the warm-up sweep compiles; it runs on copies so the simulation starts clean
-            compiled = torch.compile(
-                make_sweep(setup.activation, setup.threshold_output, setup.optimizer, True),
-                dynamic=False,
-                fullgraph=True,
-            )
-            compiled(
-                theta.clone(),
-                tuple(s.clone() for s in state),
-                hyper,
-                task,
-                solved_at.clone(),
-                updates_done.clone(),
-            )
-            sweep = compiled
-        except Exception as exc:  # a missing compiler or an unsupported backend: run eagerly
-            warn(f"warning: torch.compile failed ({type(exc).__name__}); running eagerly")
-            compile = False
-        _synchronize(device)
-        compile_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    sweeps, ran = start_sweeps(setup, task, theta, state, solved_at, backend, warn)
+    _synchronize(device)
+    build_seconds = time.perf_counter() - started
 
     history: list[Snapshot] = []
 
@@ -452,16 +534,21 @@ def simulate(
         if on_record is not None:
             on_record(snapshot)
 
-    started = time.perf_counter()
-    for sweeps_done in range(setup.sweeps):
-        loss, correct = sweep(theta, state, hyper, task, solved_at, updates_done)
-        if sweeps_done % record_every == 0:
-            record(sweeps_done, loss, correct)
-    _synchronize(device)
-    seconds = time.perf_counter() - started
-
-    _, loss, correct = loss_and_gradients(theta, task, setup.activation, setup.threshold_output)
-    solved_at = torch.where((solved_at < 0) & (correct == PATTERNS), setup.sweeps, solved_at)
+    try:
+        started = time.perf_counter()
+        done = 0
+        while done < setup.sweeps:  # up to and including the next recorded sweep
+            next_record = -(-done // record_every) * record_every
+            last = min(next_record, setup.sweeps - 1)
+            loss, correct = sweeps(last - done + 1)
+            if last == next_record:
+                record(last, loss, correct)
+            done = last + 1
+        _synchronize(device)
+        seconds = time.perf_counter() - started
+        loss, correct = sweeps.evaluate()
+    finally:
+        sweeps.close()
     record(setup.sweeps, loss, correct)
     return Simulation(
         setup=setup_of(setup),
@@ -471,8 +558,8 @@ def simulate(
         solved_at=solved_at[:runs].cpu(),
         history=history,
         seconds=seconds,
-        compile_seconds=compile_seconds,
-        compiled=compile,
+        build_seconds=build_seconds,
+        backend=ran,
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
     )

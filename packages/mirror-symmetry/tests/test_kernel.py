@@ -1,0 +1,153 @@
+"""The fused C kernel against autograd, torch.optim and itself; and what happens without it."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from mirror_symmetry import kernel
+from mirror_symmetry.reference import MirrorNet, ReferenceLoss, train_reference
+from mirror_symmetry.sim import ACTIVATIONS, MirrorNets, Setup, Task, initial_theta, simulate
+from mnistlab.cli import UsageError
+
+LANES = kernel.LANES
+CPU = torch.device("cpu")
+
+
+def wide_weights(seed: int) -> torch.Tensor:
+    """[17, 32] float32: lanes 0-15 up to +-2 (every kink and plateau is crossed), lanes 16-31 up
+    to +-40, where exp(-net input) no longer factorises safely and the kernel computes it
+    directly."""
+    theta = initial_theta(2 * LANES, seed=seed, init="uniform", init_range=2.0)
+    theta[:, LANES:] *= 20
+    return theta.float()
+
+
+def one_sweep(setup: Setup, theta: torch.Tensor) -> torch.Tensor:
+    """-(change of the weights) after one plain gradient step with lr 1: the kernel's gradient."""
+    state = (torch.zeros_like(theta),)
+    solved_at = torch.full((theta.shape[1],), -1, dtype=torch.int64)
+    task = Task.build(setup, CPU, torch.float32)
+    after = theta.clone()
+    sweeps = kernel.FusedSweeps(setup, task, after, state, solved_at)
+    try:
+        sweeps(1)
+    finally:
+        sweeps.close()
+    return (theta - after).double()
+
+
+@pytest.mark.parametrize("symmetric_weight", [1.0, 7.0])
+@pytest.mark.parametrize("threshold_output", [False, True], ids=["plain", "thresholded"])
+@pytest.mark.parametrize("loss_reduction", ["sum", "mean"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_kernel_gradients_equal_autograd_on_one_network(
+    activation, loss_reduction, threshold_output, symmetric_weight
+):
+    setup = Setup(
+        activation=activation,
+        loss_reduction=loss_reduction,
+        threshold_output=threshold_output,
+        symmetric_weight=symmetric_weight,
+        lr=1.0,
+        momentum=0.0,
+    )
+    theta = wide_weights(seed=3)
+    grad = one_sweep(setup, theta)
+    reference_loss = ReferenceLoss(setup)
+    nets = MirrorNets(theta.double())
+    for run in range(theta.shape[1]):
+        net = MirrorNet(activation).double().load_run(nets, run)
+        reference_loss(net).backward()
+        # float32 arithmetic, and the step theta - g rounds to the float32 grid of theta (|theta|
+        # up to 40 here); a wrong derivative is off by far more.
+        atol = 2e-6 if run < LANES else 2e-5
+        assert_close(grad[:, run], net.flat(gradients=True), rtol=1e-4, atol=atol)
+
+
+def test_kernel_gradient_test_can_fail():
+    """The comparison above notices a wrong derivative (sigmoid's slope where tanh's belongs)."""
+    theta = wide_weights(seed=3)
+    grad = one_sweep(Setup(activation="sigmoid", lr=1.0, momentum=0.0), theta)
+    net = MirrorNet("tanh").double().load_run(MirrorNets(theta.double()), 0)
+    ReferenceLoss(Setup(activation="tanh"))(net).backward()
+    assert not torch.allclose(grad[:, 0], net.flat(gradients=True), rtol=1e-4, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "momentum"),
+    [
+        ("sgd", 0.1, 0.9),
+        ("sgd", 0.5, 0.0),
+        ("rmsprop", 0.8, 0.1),
+        ("rmsprop", 0.01, 0.0),
+        ("adam", 0.05, 0.9),
+    ],
+)
+def test_kernel_optimizers_follow_torch_optim(optimizer, lr, momentum):
+    setup = Setup(runs=3, sweeps=40, optimizer=optimizer, lr=lr, momentum=momentum)
+    sim = simulate(setup, seed=5, backend="kernel")
+    assert sim.backend == "kernel"
+    start = MirrorNets(initial_theta(setup.runs, 5, setup.init, setup.init_range))
+    final = sim.final.theta().double()
+    for run in range(setup.runs):
+        net = MirrorNet(setup.activation).double().load_run(start, run)
+        train_reference(net, setup, setup.sweeps)
+        assert_close(final[:, run], net.flat(), rtol=1e-4, atol=1e-5)
+
+
+def test_kernel_and_eager_agree_on_the_papers_outcomes():
+    setup = Setup(runs=256, sweeps=1425)
+    fused = simulate(setup, seed=0, backend="kernel")
+    eager = simulate(setup, seed=0, backend="eager")
+    assert [s.counts for s in fused.history] == [s.counts for s in eager.history]
+    assert torch.equal(fused.solved_at, eager.solved_at)
+
+
+def test_a_network_does_not_depend_on_its_neighbours_weights():
+    """Whether the lanes beside it take the factorised or the direct exponentials, a network's
+    arithmetic is its own: bitwise the same trajectory."""
+    setup = Setup(activation="tanh", lr=0.5)
+    calm = wide_weights(seed=8)[:, :LANES].clone()
+    mixed = calm.clone()
+    mixed[:, 1::2] = wide_weights(seed=9)[:, LANES + 1 :: 2]  # every other lane: large weights
+    results = []
+    for theta in (calm, mixed):
+        state = (torch.zeros_like(theta),)
+        solved_at = torch.full((LANES,), -1, dtype=torch.int64)
+        sweeps = kernel.FusedSweeps(
+            setup, Task.build(setup, CPU, torch.float32), theta, state, solved_at
+        )
+        loss, correct = sweeps(300)
+        sweeps.close()
+        results.append((theta[:, ::2].clone(), loss[::2], correct[::2]))
+    for calm_part, mixed_part in zip(*results, strict=True):
+        assert torch.equal(calm_part, mixed_part)
+
+
+def test_a_failing_compiler_is_reported_in_one_line(tmp_path, monkeypatch):
+    compiler = tmp_path / "broken-cc"
+    compiler.write_text("#!/bin/sh\necho 'broken-cc: error: no such luck' >&2\nexit 1\n")
+    compiler.chmod(compiler.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CC", str(compiler))
+    with pytest.raises(kernel.KernelUnavailable, match="broken-cc could not build") as error:
+        kernel.build(tmp_path / "kernels")
+    assert "\n" not in str(error.value)
+    assert not list((tmp_path / "kernels").iterdir())  # no partial library left behind
+
+
+def test_without_the_kernel_auto_falls_back_and_kernel_is_refused(monkeypatch):
+    def unavailable():
+        raise kernel.KernelUnavailable("no C compiler found (set CC, or install gcc or clang)")
+
+    monkeypatch.setattr(kernel, "load", unavailable)
+    setup = Setup(runs=4, sweeps=3)
+    with pytest.raises(UsageError, match="no C compiler found.*--backend compile"):
+        simulate(setup, seed=0, backend="kernel")
+    warnings: list[str] = []
+    sim = simulate(setup, seed=0, backend="auto", warn=warnings.append)
+    assert sim.backend in ("compile", "eager")
+    assert warnings and warnings[0].startswith("warning: no C compiler found")
