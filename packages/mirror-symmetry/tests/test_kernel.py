@@ -151,3 +151,12 @@ def test_without_the_kernel_auto_falls_back_and_kernel_is_refused(monkeypatch):
     sim = simulate(setup, seed=0, backend="auto", warn=warnings.append)
     assert sim.backend in ("compile", "eager")
     assert warnings and warnings[0].startswith("warning: no C compiler found")
+
+
+def test_an_unwritable_cache_is_reported_in_one_line(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(
+        kernel.KernelUnavailable, match="cannot write the kernel cache.*MNISTLAB_CACHE"
+    ):
+        kernel.build(blocker / "kernels")

@@ -11,6 +11,8 @@
      could overflow or underflow float32 (c * (|bias| + sum |weights|) > 80) takes the direct
      exponentials instead; the choice is per network, so a network's arithmetic never depends on
      the networks beside it.
+   - In reverse, a hidden unit's 6 weight gradients are subset sums of its 64 per-pattern deltas:
+     120 additions instead of 384 multiply-adds.
    - exp is an inlined polynomial (within 1 ulp of the exact value), so it vectorises.
 
    Row layout of the weights (and of the optimizer state), each row `stride` floats with the

@@ -96,10 +96,15 @@ def build(directory: Path | None = None) -> Path:
         library = directory / f"fused_sweeps-{key}.so"
         if library.is_file():
             return library
-        directory.mkdir(parents=True, exist_ok=True)
-        # Compile beside the target, then rename: concurrent builders never see a partial file.
-        handle, partial = tempfile.mkstemp(suffix=".so.partial", dir=directory)
-        os.close(handle)
+        try:  # compile beside the target, then rename: concurrent builders see no partial file
+            directory.mkdir(parents=True, exist_ok=True)
+            handle, partial = tempfile.mkstemp(suffix=".so.partial", dir=directory)
+            os.close(handle)
+        except OSError as exc:
+            raise KernelUnavailable(
+                f"cannot write the kernel cache {directory} ({exc.strerror}); set MNISTLAB_CACHE "
+                "to a writable folder"
+            ) from exc
         result = subprocess.run(
             [compiler, *flags, str(SOURCE), "-o", partial, "-lm"], capture_output=True, text=True
         )
@@ -107,7 +112,8 @@ def build(directory: Path | None = None) -> Path:
             os.replace(partial, library)
             return library
         os.unlink(partial)
-        errors.append((result.stderr.strip().splitlines() or ["no output"])[0])
+        lines = result.stderr.strip().splitlines() or ["no output"]
+        errors.append(next((line for line in lines if "error" in line), lines[0]))
     raise KernelUnavailable(f"{Path(compiler).name} could not build {SOURCE.name}: {errors[-1]}")
 
 
@@ -142,8 +148,11 @@ class FusedSweeps:
         threads: int | None = None,
     ) -> None:
         runs = theta.shape[1]
+        tensors = (theta, *state, solved_at)
         if theta.device.type != "cpu" or theta.dtype != torch.float32 or runs % LANES:
             raise ValueError("the fused kernel needs float32 CPU weights, a multiple of 16 runs")
+        if not all(t.is_contiguous() for t in tensors):
+            raise ValueError("the fused kernel needs contiguous weights, state and solved_at")
         self._function = load().mirror_sweeps
         self.theta, self.state, self.solved_at = theta, state, solved_at
         self.updates_done = 0
@@ -172,7 +181,6 @@ class FusedSweeps:
         pointers = [t.data_ptr() if t is not None else None for t in tensors]
         pointers += [self.solved_at.data_ptr(), self.loss.data_ptr(), self.correct.data_ptr()]
         stride = self.theta.stride(0)
-        assert all(t.is_contiguous() for t in (*self.state, self.theta, self.solved_at))
 
         def call(begin: int, end: int) -> None:
             self._function(
