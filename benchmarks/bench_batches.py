@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from mnistlab.batches import BatchSource, Normalisation
+from mnistlab.cli import run_main
 from mnistlab.data import DATASETS, Split, load_split
 
 
@@ -79,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)  # missing data: one line naming the fix, exit code 2

@@ -70,6 +70,16 @@ def find_compiler() -> str:
     raise KernelUnavailable("no C compiler found (set CC, or install gcc or clang)")
 
 
+def _cpu_identity() -> str:
+    """What -march=native compiles for: the CPU's model and feature flags where Linux says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        lines = cpuinfo.read_text().splitlines()
+        wanted = ("model name", "flags", "Features", "CPU part")
+        return "\n".join(dict.fromkeys(line for line in lines if line.startswith(wanted)))
+    return f"{platform.machine()} {platform.processor()} {platform.node()}"
+
+
 def _compiler_identity(compiler: str) -> str:
     result = subprocess.run([compiler, "--version"], capture_output=True, text=True)
     return result.stdout.splitlines()[0] if result.stdout else compiler
@@ -88,9 +98,8 @@ def build(directory: Path | None = None) -> Path:
                     source,
                     _compiler_identity(compiler).encode(),
                     " ".join(flags).encode(),
-                    platform.machine().encode(),
-                    platform.node().encode(),
-                ]  # fmt: skip
+                    _cpu_identity().encode(),
+                ]
             )
         ).hexdigest()[:16]
         library = directory / f"fused_sweeps-{key}.so"
