@@ -89,12 +89,20 @@ def test_mean_loss_gradient_is_the_sum_loss_gradient_over_32():
         ("adam", 0.05, 0.9),
     ],
 )
-def test_batched_optimizers_follow_torch_optim(optimizer, lr, momentum):
+@pytest.mark.parametrize(
+    ("backend", "dtype", "rtol", "atol"),
+    [
+        ("eager", torch.float64, 1e-9, 1e-11),
+        ("kernel", torch.float32, 1e-4, 1e-5),  # float32 against the float64 reference
+    ],
+)
+def test_batched_optimizers_follow_torch_optim(optimizer, lr, momentum, backend, dtype, rtol, atol):
     setup = Setup(runs=3, sweeps=40, optimizer=optimizer, lr=lr, momentum=momentum)
-    sim = simulate(setup, seed=5, dtype=torch.float64, backend="eager")
+    sim = simulate(setup, seed=5, dtype=dtype, backend=backend)
+    assert sim.backend == backend
     start = MirrorNets(initial_theta(setup.runs, 5, setup.init, setup.init_range))
-    final = sim.final.theta()
+    final = sim.final.theta().double()
     for run in range(setup.runs):
         net = MirrorNet(setup.activation).double().load_run(start, run)
         train_reference(net, setup, setup.sweeps)
-        assert_close(final[:, run], net.flat(), rtol=1e-9, atol=1e-11)
+        assert_close(final[:, run], net.flat(), rtol=rtol, atol=atol)

@@ -1,4 +1,5 @@
-"""The fused C kernel against autograd, torch.optim and itself; and what happens without it."""
+"""The fused C kernel against autograd and itself, and what happens without it (its optimizers
+are tested beside the torch ones in test_gradients.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch.testing import assert_close
 
 from mirror_symmetry import kernel
-from mirror_symmetry.reference import MirrorNet, ReferenceLoss, train_reference
+from mirror_symmetry.reference import MirrorNet, ReferenceLoss
 from mirror_symmetry.sim import ACTIVATIONS, MirrorNets, Setup, Task, initial_theta, simulate
 from mnistlab.cli import UsageError
 
@@ -75,28 +76,6 @@ def test_kernel_gradient_test_can_fail():
     net = MirrorNet("tanh").double().load_run(MirrorNets(theta.double()), 0)
     ReferenceLoss(Setup(activation="tanh"))(net).backward()
     assert not torch.allclose(grad[:, 0], net.flat(gradients=True), rtol=1e-4, atol=2e-6)
-
-
-@pytest.mark.parametrize(
-    ("optimizer", "lr", "momentum"),
-    [
-        ("sgd", 0.1, 0.9),
-        ("sgd", 0.5, 0.0),
-        ("rmsprop", 0.8, 0.1),
-        ("rmsprop", 0.01, 0.0),
-        ("adam", 0.05, 0.9),
-    ],
-)
-def test_kernel_optimizers_follow_torch_optim(optimizer, lr, momentum):
-    setup = Setup(runs=3, sweeps=40, optimizer=optimizer, lr=lr, momentum=momentum)
-    sim = simulate(setup, seed=5, backend="kernel")
-    assert sim.backend == "kernel"
-    start = MirrorNets(initial_theta(setup.runs, 5, setup.init, setup.init_range))
-    final = sim.final.theta().double()
-    for run in range(setup.runs):
-        net = MirrorNet(setup.activation).double().load_run(start, run)
-        train_reference(net, setup, setup.sweeps)
-        assert_close(final[:, run], net.flat(), rtol=1e-4, atol=1e-5)
 
 
 def test_kernel_and_eager_agree_on_the_papers_outcomes():

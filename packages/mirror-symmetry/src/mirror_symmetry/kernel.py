@@ -90,18 +90,10 @@ def build(directory: Path | None = None) -> Path:
     compiler = find_compiler()
     source = SOURCE.read_bytes()
     directory = directory or cache_dir() / "kernels"
+    identity = [source, _compiler_identity(compiler).encode(), _cpu_identity().encode()]
     errors = []
     for flags in FLAG_SETS:
-        key = hashlib.sha256(
-            b"\0".join(
-                [
-                    source,
-                    _compiler_identity(compiler).encode(),
-                    " ".join(flags).encode(),
-                    _cpu_identity().encode(),
-                ]
-            )
-        ).hexdigest()[:16]
+        key = hashlib.sha256(b"\0".join([*identity, " ".join(flags).encode()])).hexdigest()[:16]
         library = directory / f"fused_sweeps-{key}.so"
         if library.is_file():
             return library

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -330,6 +330,12 @@ STATE_TENSORS = {"sgd": 1, "rmsprop": 2, "adam": 2}
 SweepFn = Callable[..., tuple[Tensor, Tensor]]
 
 
+def mark_solved(solved_at: Tensor, correct: Tensor, updates_done: Tensor) -> None:
+    """Record `updates_done` for the networks that classify all 64 patterns for the first time."""
+    newly_solved = (solved_at < 0) & (correct == PATTERNS)
+    solved_at.copy_(torch.where(newly_solved, updates_done, solved_at))
+
+
 def make_sweep(
     activation: Activation, threshold_output: bool, optimizer: Optimizer, unrolled: bool = False
 ) -> SweepFn:
@@ -349,8 +355,7 @@ def make_sweep(
         grad, loss, correct = loss_and_gradients(
             theta, task, activation, threshold_output, unrolled
         )
-        newly_solved = (solved_at < 0) & (correct == PATTERNS)
-        solved_at.copy_(torch.where(newly_solved, updates_done, solved_at))
+        mark_solved(solved_at, correct, updates_done)
         updates_done.add_(1)
         update(theta, grad, state, hyper, updates_done.to(theta.dtype))
         return loss, correct
@@ -361,7 +366,7 @@ def make_sweep(
 # -- the simulation --------------------------------------------------------------------------
 
 Backend = Literal["auto", "kernel", "compile", "eager"]
-BACKENDS: tuple[str, ...] = ("auto", "kernel", "compile", "eager")
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 class TorchSweeps:
@@ -413,8 +418,7 @@ class TorchSweeps:
         _, loss, correct = loss_and_gradients(
             self.theta, self.task, setup.activation, setup.threshold_output
         )
-        newly_solved = (self.solved_at < 0) & (correct == PATTERNS)
-        self.solved_at.copy_(torch.where(newly_solved, self.updates_done, self.solved_at))
+        mark_solved(self.solved_at, correct, self.updates_done)
         return loss, correct
 
     def close(self) -> None:
