@@ -24,6 +24,12 @@ class UsageError(Exception):
     """
 
 
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as one short line (its type when the message is empty)."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(USAGE_EXIT_CODE)

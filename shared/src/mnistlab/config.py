@@ -11,12 +11,15 @@ from mnistlab.cli import UsageError
 
 # Fields that may change between a run and its resumption without changing what is computed.
 RESUMABLE_FIELDS = frozenset(
-    {"out_dir", "run_name", "resume", "tracker", "data_dir", "epochs", "max_steps", "log_every"}
-)
+    {"out_dir", "run_name", "resume", "tracker", "data_dir", "epochs", "max_steps", "log_every",
+     "ddp_timeout"}
+)  # fmt: skip
 
 
 @dataclass
 class RunConfig:
+    # The study's name: its run folder, its `uv run --package NAME train`, its report rows.
+    study: ClassVar[str] = "study"
     # Fields a resumed run may change (a study adds its own, e.g. an evaluate-only flag).
     resumable_fields: ClassVar[frozenset[str]] = RESUMABLE_FIELDS
 
@@ -38,12 +41,16 @@ class RunConfig:
     """Autocast precision (Accelerate); 'no' is exact fp32."""
     data_dir: Path | None = None
     """Dataset root (default: $MNISTLAB_DATA, else the user cache); raw .gz files are enough."""
+    ddp_timeout: int = 600
+    """Seconds a process waits for a silent peer (several processes) before the run stops."""
 
     def __post_init__(self) -> None:
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
         if self.log_every < 1:
             raise UsageError(f"--log-every must be >= 1, got {self.log_every}")
+        if self.ddp_timeout < 1:
+            raise UsageError(f"--ddp-timeout must be >= 1 second, got {self.ddp_timeout}")
         if self.run_name is not None and (not self.run_name or "/" in self.run_name):
             raise UsageError(f"--run-name must be a plain folder name, got {self.run_name!r}")
 

@@ -6,8 +6,8 @@ All workspace members share one venv, so if every study shipped its own `train` 
   1. $MNISTLAB_STUDY;
   2. the `--package NAME` of the `uv run` that started it (read from the parent processes);
   3. the only installed study, if there is exactly one.
-Studies register under the `mnistlab.studies` entry-point group; `python -m NAME` runs one
-directly (the form `accelerate launch -m NAME` and `torchrun -m NAME` use).
+Studies register a `Study` under the `mnistlab.studies` entry-point group; `python -m NAME`
+runs one directly (the form `accelerate launch -m NAME` and `torchrun -m NAME` use).
 """
 
 from __future__ import annotations
@@ -15,16 +15,31 @@ from __future__ import annotations
 import os
 import sys
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 import psutil
 
 from mnistlab.cli import fail
 
+if TYPE_CHECKING:
+    from mnistlab.study import Study
+
 STUDY_ENV = "MNISTLAB_STUDY"
+GROUP = "mnistlab.studies"
 
 
 def installed_studies() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group="mnistlab.studies")}
+    """Registered study names -> their `Study` object's import path (nothing imported)."""
+    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+
+
+def load_study(name: str) -> Study:
+    (ep,) = (ep for ep in entry_points(group=GROUP) if ep.name == name)
+    return ep.load()
+
+
+def load_studies() -> dict[str, Study]:
+    return {name: load_study(name) for name in sorted(installed_studies())}
 
 
 def _package_from_argv(argv: list[str]) -> str | None:
@@ -73,7 +88,4 @@ def resolve_study(studies: dict[str, str]) -> str:
 
 
 def main() -> None:
-    studies = installed_studies()
-    study = resolve_study(studies)
-    ep = next(ep for ep in entry_points(group="mnistlab.studies") if ep.name == study)
-    ep.load()(sys.argv[1:])
+    load_study(resolve_study(installed_studies())).main(sys.argv[1:])

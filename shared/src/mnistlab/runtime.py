@@ -12,6 +12,8 @@ A run lives in `<out-dir>/<study>/<run-name>/`:
 from __future__ import annotations
 
 import contextlib
+import datetime
+import fcntl
 import hashlib
 import json
 import math
@@ -19,6 +21,7 @@ import netrc
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -28,17 +31,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+import psutil
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, gather_object, set_seed
+from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from mnistlab.batches import derive_seed
-from mnistlab.cli import UsageError, fail, parse_config
+from mnistlab.cli import UsageError, fail, first_line, parse_config
 from mnistlab.config import RunConfig, from_jsonable, to_jsonable
 
 CHECKPOINTS = "checkpoints"
 LOOP_STATE = "loop.json"
 KEEP_CHECKPOINTS = 2
+LOCK_FILE = ".lock"
 
 
 @dataclass
@@ -49,6 +54,7 @@ class LoopState:
     step: int = 0  # optimizer steps taken
     samples: int = 0  # training samples seen, all ranks together
     train_seconds: float = 0.0
+    stopped: bool = False  # the epoch hook ended training (e.g. converged): a resume adds nothing
 
 
 class Batches(Protocol):
@@ -105,8 +111,21 @@ def find_checkpoint(study_dir: Path, resume: str) -> Path:
     return found[-1]
 
 
+def check_memory(needed_bytes: float, what: str, fix: str, device: torch.device | None = None) -> None:
+    """Refuse, before allocating, a size that cannot fit: RAM on the CPU, free memory on a GPU."""
+    if device is not None and device.type == "cuda":
+        available = torch.cuda.mem_get_info(device)[0]
+    else:
+        available = psutil.virtual_memory().available
+    if needed_bytes > available:
+        raise UsageError(
+            f"{what} needs about {needed_bytes / 2**30:.1f} GiB but {available / 2**30:.1f} GiB "
+            f"is available; {fix}"
+        )
+
+
 def parse_run_config(
-    config_cls: type[RunConfig], argv: Sequence[str] | None, description: str, study: str
+    config_cls: type[RunConfig], argv: Sequence[str] | None, description: str
 ) -> RunConfig:
     """Parse a study's command line. With --resume, flags not given on the command line take
     the values saved with the run being resumed, so `--resume RUN` alone continues it as it was.
@@ -115,7 +134,7 @@ def parse_run_config(
     if config.resume is None:
         return config
     try:
-        run_dir = find_checkpoint(config.out_dir / study, config.resume).parent.parent
+        run_dir = find_checkpoint(config.out_dir / config_cls.study, config.resume).parent.parent
         saved = json.loads((run_dir / "config.json").read_text())
         default = from_jsonable(config_cls, {**saved, "resume": config.resume})
     except UsageError as error:
@@ -139,11 +158,16 @@ def _git_commit() -> str | None:
 
 
 class Run:
-    """One training run of a study: owns the Accelerator, the run folder and the tracker."""
+    """One run of a study: owns the Accelerator, the run folder and the tracker.
 
-    def __init__(self, study: str, config: RunConfig, evaluate_only: bool = False) -> None:
-        self.study = study
+    Build the data and the model first, then call `prepare`: only a run that got that far
+    creates (or, on --resume, touches) its run folder, so a failed start leaves nothing behind.
+    """
+
+    def __init__(self, config: RunConfig, evaluate_only: bool = False) -> None:
+        self.study = type(config).study
         self.config = config
+        self.evaluate_only = evaluate_only
         self.started = time.perf_counter()
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(),
@@ -151,16 +175,21 @@ class Run:
             log_with="wandb" if config.tracker == "wandb" else None,
             # Our schedulers step once per epoch, on every rank: no per-process multiplier.
             step_scheduler_with_optimizer=False,
+            # A rank that stops responding fails the others after this, instead of never.
+            kwargs_handlers=[
+                InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=config.ddp_timeout))
+            ],
         )
         self.state = LoopState()
         self.resume_from: Path | None = None
-        self.run_dir = self._agree_on_run_dir()
+        self.opened = False  # the run folder exists and belongs to this process
+        self._created = False  # ... and this process created it
+        self._lock: Any = None
+        self._resumed_step = 0
+        self.run_dir, self.resume_from = self._on_main(self._pick_run_dir)
         self.seed_everything()
-        if self.is_main and not evaluate_only:  # an evaluation leaves the run's config as is
-            self.write_json("config.json", to_jsonable(config))
-        self.print(f"{study}: run folder {self.run_dir}")
+        self.print(f"{self.study}: run folder {self.run_dir}")
         self.print(json.dumps(to_jsonable(config), indent=1))
-        self._start_tracker()
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -201,27 +230,44 @@ class Run:
         set_seed(self.config.seed)
 
     def seed_per_rank(self) -> None:
-        """Call after building the model: noise (dropout, sampled masks) then differs per rank."""
+        """Noise (dropout, sampled masks, augmentation choices) then differs per rank."""
         set_seed(derive_seed("noise", self.config.seed, self.rank) % 2**32)
 
+    # -- the one set-up call ----------------------------------------------------------------
+    def prepare(self, *objects: Any) -> Any:
+        """Call once data and model are built: prepares models/optimizers/schedulers for the
+        device and processes, seeds per-rank noise, restores the --resume checkpoint, and only
+        then writes the run folder and starts the tracker. Returns the prepared objects
+        (one object alone, like `Accelerator.prepare`)."""
+        prepared = self.accelerator.prepare(*objects) if objects else ()
+        self.seed_per_rank()
+        self._on_main(self._open_run_dir)
+        global ACTIVE_RUN
+        ACTIVE_RUN = self
+        self.restore()
+        if self.is_main and not self.evaluate_only:  # an evaluation leaves the run as it is
+            self.write_json("config.json", to_jsonable(self.config))
+            self._forget_metrics_after(self.state.step)
+        self._start_tracker()
+        return prepared
+
     # -- run folder -------------------------------------------------------------------------
-    def _agree_on_run_dir(self) -> Path:
-        """The main process picks the folder (and checks it); every rank gets the same answer."""
-        answer: list[Any] = [None, None, None]
+    def _on_main(self, pick: Callable[[], Any]) -> Any:
+        """Run `pick` on the main process; every rank gets its answer or its UsageError."""
+        answer: list[Any] = [None, None]
         if self.is_main:
             try:
-                run_dir, resume_from = self._pick_run_dir()
-                answer = [str(run_dir), str(resume_from) if resume_from else None, None]
+                answer = [pick(), None]
             except UsageError as error:
-                answer = [None, None, str(error)]
+                answer = [None, str(error)]
         if self.world_size > 1:
             broadcast_object_list(answer)
-        if answer[2]:
-            raise UsageError(answer[2])
-        self.resume_from = Path(answer[1]) if answer[1] else None
-        return Path(answer[0])
+        if answer[1]:
+            raise UsageError(answer[1])
+        return answer[0]
 
     def _pick_run_dir(self) -> tuple[Path, Path | None]:
+        """Which folder (and checkpoint) this run uses; checked, but nothing is written yet."""
         study_dir = self.config.out_dir / self.study
         resume = self.config.resume
         if resume is None:
@@ -232,13 +278,10 @@ class Run:
                     f"run folder {run_dir} already exists; pass --resume {run_dir} to continue "
                     "it, or a new --run-name"
                 )
-            try:
-                run_dir.mkdir(parents=True)
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot create run folder {run_dir} ({exc.strerror}); choose a writable "
-                    "--out-dir"
-                ) from exc
+            existing = next((p for p in run_dir.parents if p.exists()), Path("."))
+            if not os.access(existing, os.W_OK):
+                raise UsageError(f"cannot create {run_dir}: {existing} is not writable; choose "
+                                 "a writable --out-dir")  # fmt: skip
             return run_dir, None
         checkpoint = find_checkpoint(study_dir, resume)
         run_dir = checkpoint.parent.parent
@@ -246,6 +289,29 @@ class Run:
             raise UsageError(f"run folder {run_dir} is not writable; copy it somewhere writable")
         self._refuse_changed_config(run_dir / "config.json")
         return run_dir, checkpoint
+
+    def _open_run_dir(self) -> None:
+        """Create (new run) and lock the run folder: one process per run folder."""
+        if self.resume_from is None:
+            try:
+                self.run_dir.mkdir(parents=True)
+            except FileExistsError as exc:
+                raise UsageError(f"run folder {self.run_dir} appeared meanwhile; pass a new "
+                                 "--run-name") from exc  # fmt: skip
+            except OSError as exc:
+                raise UsageError(f"cannot create run folder {self.run_dir} ({exc.strerror}); "
+                                 "choose a writable --out-dir") from exc  # fmt: skip
+            self._created = True
+        try:
+            self._lock = (self.run_dir / LOCK_FILE).open("a+")
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UsageError(f"run folder {self.run_dir} is in use by another process; wait "
+                             "for it to end, or start a new run") from exc  # fmt: skip
+        except OSError as exc:
+            raise UsageError(f"cannot lock run folder {self.run_dir} ({exc.strerror}); "
+                             "choose a writable --out-dir") from exc  # fmt: skip
+        self.opened = True
 
     def _refuse_changed_config(self, config_path: Path) -> None:
         """A resumed run must compute the same thing: only `resumable_fields` may change."""
@@ -265,18 +331,45 @@ class Run:
                 "a new run"
             )
 
+    def _disk_error(self, what: Path, exc: OSError, needed: int = 0) -> UsageError:
+        free = shutil.disk_usage(self.run_dir).free if self.run_dir.exists() else 0
+        space = f"; it needs about {needed / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free" if needed else ""
+        keep = complete_checkpoints(self.run_dir)
+        kept = f"; checkpoint {keep[-1]} is kept (--resume {self.run_dir})" if keep else ""
+        return UsageError(f"cannot write {what} ({exc.strerror or first_line(exc)}){space}; "
+                          f"free space or choose another --out-dir{kept}")  # fmt: skip
+
     def write_json(self, name: str, payload: dict) -> Path:
         """Write a JSON file into the run folder atomically (main process only)."""
         path = self.run_dir / name
         partial = path.with_name(name + ".partial")
-        partial.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(partial, path)
+        try:
+            partial.write_text(json.dumps(payload, indent=2) + "\n")
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise self._disk_error(path, exc) from exc
         return path
+
+    def _forget_metrics_after(self, step: int) -> None:
+        """A resumed run logs again what came after its checkpoint: drop those lines."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file() or self.resume_from is None:
+            return
+        kept = [line for line in path.read_text().splitlines(keepends=True)
+                if line.strip() and json.loads(line).get("step", 0) <= step]  # fmt: skip
+        partial = path.with_name("metrics.jsonl.partial")
+        try:
+            partial.write_text("".join(kept))
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise self._disk_error(path, exc) from exc
 
     # -- tracking ---------------------------------------------------------------------------
     def _start_tracker(self) -> None:
         """wandb through Accelerate; offline without a login; a failure only disables it."""
-        if self.config.tracker != "wandb":
+        if self.config.tracker != "wandb" or self.evaluate_only:
             return
         if "WANDB_MODE" not in os.environ and not wandb_has_login():
             os.environ["WANDB_MODE"] = "offline"
@@ -307,8 +400,12 @@ class Run:
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Append one line to metrics.jsonl and send it to the tracker (main process)."""
         if self.is_main:
-            with (self.run_dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps({"step": step, **metrics}) + "\n")
+            path = self.run_dir / "metrics.jsonl"
+            try:
+                with path.open("a") as f:
+                    f.write(json.dumps({"step": step, **metrics}) + "\n")
+            except OSError as exc:
+                raise self._disk_error(path, exc) from exc
         try:
             self.accelerator.log(metrics, step=step)
         except Exception as exc:  # never let the tracker stop a run
@@ -324,8 +421,21 @@ class Run:
             shutil.rmtree(partial, ignore_errors=True)
             folder.mkdir(exist_ok=True)
         self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(partial))
-        self.accelerator.wait_for_everyone()
+        error = ""
+        try:
+            self.accelerator.save_state(str(partial))
+        except OSError as exc:
+            error = str(exc)
+            failure = exc
+        # Every rank learns whether any rank failed, so all stop together.
+        errors = gather_object([error]) if self.world_size > 1 else [error]
+        if any(errors):
+            previous = complete_checkpoints(self.run_dir)
+            needed = sum(f.stat().st_size for f in previous[-1].rglob("*")) if previous else 0
+            if self.is_main:
+                shutil.rmtree(partial, ignore_errors=True)
+            exc = failure if error else OSError(next(e for e in errors if e))
+            raise self._disk_error(partial, exc, needed) from exc
         if self.is_main:
             (partial / LOOP_STATE).write_text(json.dumps(asdict(self.state)))
             if final.exists():  # a re-run of this epoch after resuming from an earlier one
@@ -337,7 +447,7 @@ class Run:
         return final
 
     def restore(self) -> None:
-        """Load the checkpoint chosen by --resume (after `accelerator.prepare`)."""
+        """Load the checkpoint chosen by --resume (called by `prepare`)."""
         if self.resume_from is None:
             return
         try:
@@ -346,8 +456,9 @@ class Run:
         except Exception as exc:
             raise UsageError(
                 f"checkpoint {self.resume_from} cannot be loaded ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:120]}); pass an earlier one with --resume PATH"
+                f"{first_line(exc, 120)}); pass an earlier one with --resume PATH"
             ) from exc
+        self._resumed_step = self.state.step
         self.print(f"resumed from {self.resume_from} (epoch {self.state.epoch})")
 
     # -- evaluation -------------------------------------------------------------------------
@@ -372,8 +483,30 @@ class Run:
         }
 
     # -- end --------------------------------------------------------------------------------
-    def finish(self, metrics: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
-        """Write summary.json, close the tracker and the process group."""
+    def finish(
+        self,
+        metrics: dict[str, Any],
+        model: torch.nn.Module,
+        *,
+        steps: int | None = None,
+        samples: int | None = None,
+        seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Write summary.json, close the tracker and the process group.
+
+        A study that does not train through `fit` (a simulation) passes its own steps, samples
+        and training seconds. Resuming a finished run changes nothing: its summary is kept."""
+        summary_path = self.run_dir / "summary.json"
+        if self.resume_from and self.state.step == self._resumed_step and summary_path.is_file():
+            self.print(f"run already finished; its summary is kept: {summary_path}")
+            self.close()
+            return json.loads(summary_path.read_text())
+        if steps is not None:
+            self.state.step = steps
+        if samples is not None:
+            self.state.samples = samples
+        if seconds is not None:
+            self.state.train_seconds = seconds
         fingerprint = model_fingerprint(self.accelerator.unwrap_model(model))
         # Every rank's own fingerprint: DDP ranks must end with identical parameters.
         rank_fingerprints = gather_object([fingerprint]) if self.world_size > 1 else [fingerprint]
@@ -399,19 +532,95 @@ class Run:
         }
         if self.is_main:
             self.write_json("summary.json", summary)
-        self.print(f"summary: {self.run_dir / 'summary.json'}")
+        self.print(f"summary: {summary_path}")
         self.print(json.dumps(metrics))
         self.close()
         return summary
 
     def close(self) -> None:
+        global ACTIVE_RUN
         # Every rank reaches this barrier before the process group goes away: a rank that tears
         # down gloo while a peer still talks to rank 0's store is what aborts runs at exit.
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
+        self._release()
+        ACTIVE_RUN = None
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def abandon(self) -> str:
+        """After an interruption or failure: say what is kept. A new run with no checkpoint
+        yet is removed, so the same --run-name can simply be started again."""
+        self._release()
+        if not (self.is_main and self.opened):
+            return ""
+        for partial in (self.run_dir / CHECKPOINTS).glob("*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
+        kept = complete_checkpoints(self.run_dir)
+        if kept:
+            return f"checkpoint {kept[-1]} is kept; continue with --resume {self.run_dir}"
+        if self._created:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            return f"no checkpoint was written yet; run folder {self.run_dir} removed"
+        return f"the run folder {self.run_dir} is unchanged"
+
+
+ACTIVE_RUN: Run | None = None  # the run of this process, for the interruption message
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers send), handled like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def guarded_main(main: Callable[[], Any]) -> Any:
+    """Run a study's `main`: bad input is one line and exit 2; Ctrl-C (exit 130) and SIGTERM
+    (exit 143) say in one line what was kept and how to continue; a silent DDP peer ends in
+    one line instead of a hang."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return main()
+    except UsageError as error:
+        note = ACTIVE_RUN.abandon() if ACTIVE_RUN else ""
+        fail(f"{error}" + (f" ({note})" if note and "kept" not in str(error) else ""))
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        note = ACTIVE_RUN.abandon() if ACTIVE_RUN else "nothing was written"
+        print(f"\ninterrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): {note}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        raise SystemExit(143 if terminated else 130) from None
+    except Exception as exc:
+        if ACTIVE_RUN is None or ACTIVE_RUN.world_size == 1 or not _is_collective_failure(exc):
+            if ACTIVE_RUN:
+                ACTIVE_RUN.abandon()
+            raise
+        run = ACTIVE_RUN
+        note = run.abandon()
+        print(f"error: rank {run.rank}: another process of this run stopped responding or "
+              f"died (no answer within --ddp-timeout {run.config.ddp_timeout} s: "
+              f"{first_line(exc)}); {note or 'see the other ranks’ logs'}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        raise SystemExit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _is_collective_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    markers = ("timed out", "timeout", "connection reset", "connection closed", "broken pipe",
+               "gloo", "nccl", "peer")  # fmt: skip
+    return isinstance(exc, RuntimeError) and any(m in text for m in markers)
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Called after each epoch's evaluation with (epoch number from 1, its metrics); True stops.
+EpochHook = Callable[[int, dict[str, float]], bool | None]
 
 
 def fit(
@@ -424,12 +633,17 @@ def fit(
     evaluate: Callable[[], dict[str, float]],
     epochs: int,
     schedulers: Sequence[Any] = (),
+    on_epoch_end: EpochHook | None = None,
 ) -> dict[str, float]:
     """The one training loop: epochs of shuffled batches, one backward per step, every optimizer
     stepped (a study with per-layer losses sums detached block losses), evaluation and a
-    checkpoint after each epoch. Returns the last evaluation."""
+    checkpoint after each epoch. `on_epoch_end` may stop training (convergence) or switch a
+    phase. Returns the last evaluation."""
     config, state, accelerator = run.config, run.state, run.accelerator
     metrics: dict[str, float] = {}
+    if state.stopped:
+        run.print(f"training had stopped after epoch {state.epoch}: nothing to continue")
+        return metrics
     for epoch in range(state.epoch, epochs):
         model.train()
         started = time.perf_counter()
@@ -475,7 +689,11 @@ def fit(
             )
             break
         state.epoch = epoch + 1
+        state.stopped = bool(on_epoch_end and on_epoch_end(epoch + 1, metrics))
         run.save_checkpoint()
+        if state.stopped:
+            run.print(f"training stopped after epoch {epoch + 1} by the study's epoch hook")
+            break
     return metrics
 
 

@@ -1,3 +1,6 @@
-from kakuritsu.cli import main
+"""`python -m kakuritsu`: what `uv run --package kakuritsu train` runs."""
 
-main()
+from kakuritsu.study import STUDY
+
+if __name__ == "__main__":
+    STUDY.main()

@@ -10,11 +10,13 @@ from typing import Annotated, ClassVar, Literal
 import tyro
 
 from kakuritsu.model import EvalMode, HeadKind
-from mnistlab.config import RESUMABLE_FIELDS, RunConfig, require
+from mnistlab.classify import ClassifierConfig
+from mnistlab.config import RESUMABLE_FIELDS, require
 
 
 @dataclass
-class KakuritsuConfig(RunConfig):
+class KakuritsuConfig(ClassifierConfig):
+    study: ClassVar[str] = "kakuritsu"
     resumable_fields: ClassVar[frozenset[str]] = RESUMABLE_FIELDS | {"evaluate", "workers"}
 
     head: HeadKind = "K"
@@ -28,8 +30,6 @@ class KakuritsuConfig(RunConfig):
     model: Literal["demo", "small"] = "demo"
     """demo: the original conv32-conv64-maxpool backbone (9216 features); small: two strided
     convs (1600 features), fast on CPU."""
-    dataset: Literal["mnist", "fashion-mnist", "kmnist"] = "mnist"
-    """MNIST-family dataset (ignored with --image-folder / --dummy)."""
     image_folder: Path | None = None
     """ImageNet-style root with train/ and val/ class folders; uses --arch as backbone."""
     dummy: bool = False
@@ -59,10 +59,6 @@ class KakuritsuConfig(RunConfig):
     """StepLR: decay every N epochs."""
     lr_gamma: float = 0.7
     """StepLR: decay factor."""
-    translate: int = 0
-    """Random translation of up to N pixels during training (on device)."""
-    train_samples: int | None = None
-    """Train on only the first N training samples (quick experiments, tests)."""
     val_size: int = 0
     """Carve a seeded validation split of this size from train and select on it; 0 validates
     on the test split each epoch, as the original did."""
@@ -79,18 +75,11 @@ class KakuritsuConfig(RunConfig):
         super().__post_init__()
         require(0 < self.p <= 1, f"--p must be in (0, 1], got {self.p}")
         require(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
-        require(self.lr > 0, f"--lr must be > 0, got {self.lr}")
         require(self.wd >= 0, f"--wd must be >= 0, got {self.wd}")
         require(0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
-        require(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
-        require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
         require(self.hidden >= 1, f"--hidden must be >= 1, got {self.hidden}")
+        require(self.image_size >= 32, f"--image-size must be >= 32, got {self.image_size}")
         require(self.lr_step >= 1 and self.lr_gamma > 0, "--lr-step must be >= 1, --lr-gamma > 0")
-        require(0 <= self.translate <= 8, f"--translate must be in [0, 8], got {self.translate}")
-        require(
-            self.train_samples is None or self.train_samples >= 1,
-            f"--train-samples must be >= 1, got {self.train_samples}",
-        )
         require(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
         require(
             self.dummy_samples >= 10, f"--dummy-samples must be >= 10, got {self.dummy_samples}"

@@ -114,6 +114,8 @@ class ResNetBackbone(nn.Module):
         super().__init__()
         weights = "DEFAULT" if pretrained else None
         self.net = torchvision.models.get_model(arch, weights=weights)
+        if not isinstance(getattr(self.net, "fc", None), nn.Linear):
+            raise ValueError("not a ResNet-style model with an `fc` classifier; use e.g. resnet50")
         self.out_features = self.net.fc.in_features
         self.net.fc = nn.Identity()
         self.frozen = frozen

@@ -1,6 +1,6 @@
-"""`python -m mirror_symmetry`: the study's trainer (what `train` runs for this package)."""
+"""`python -m mirror_symmetry`: what `uv run --package mirror-symmetry train` runs."""
 
-from mirror_symmetry.cli import main
+from mirror_symmetry.study import STUDY
 
 if __name__ == "__main__":
-    main()
+    STUDY.main()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -44,6 +44,8 @@ class SimulationOptions:
 @dataclass
 class MirrorConfig(RunConfig, SimulationOptions, Setup):
     """Options of `uv run --package mirror-symmetry train`; the defaults are the paper's setup."""
+
+    study: ClassVar[str] = "mirror-symmetry"
 
     log_every: int = 25
     """Record the outcome distribution (and log it) every N sweeps."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,11 +21,10 @@ from kakuritsu.model import (
     ResNetBackbone,
     SmallBackbone,
 )
-from mnistlab.batches import BatchSource, Normalisation
-from mnistlab.cli import UsageError, run_main
-from mnistlab.data import DATASETS, carve_validation, load_split
+from mnistlab.classify import Sources, classification_metrics, mnist_sources
+from mnistlab.cli import UsageError, first_line
 from mnistlab.loaders import LoaderBatches
-from mnistlab.runtime import Batches, Run, fit, parse_run_config
+from mnistlab.runtime import Batches, Run, check_memory, fit
 
 DESCRIPTION = (
     "Kakuritsu probabilistic synapses (K) vs Dropout (D) vs plain (W) heads; every head is "
@@ -34,27 +33,7 @@ DESCRIPTION = (
 EVAL_BATCH = 1000
 
 
-def mnist_batches(config: KakuritsuConfig, run: Run) -> tuple[Batches, Batches, Batches, int]:
-    """(train, validation, test, classes) for an MNIST-family dataset held on the device."""
-    info = DATASETS[config.dataset]
-    train_split = load_split(config.dataset, "train", config.data_dir)
-    test_split = load_split(config.dataset, "test", config.data_dir)
-    if config.train_samples is not None:
-        train_split = train_split.subset(torch.arange(min(config.train_samples, len(train_split))))
-    val_split = test_split
-    if config.val_size:
-        train_split, val_split = carve_validation(train_split, config.val_size, config.seed)
-    norm = Normalisation(info.mean, info.std)
-    shard = {"seed": config.seed, "rank": run.rank, "world_size": run.world_size}
-    train = BatchSource(train_split, config.batch_size, run.device, norm,
-                        translate=config.translate, **shard)  # fmt: skip
-    val = BatchSource(val_split, EVAL_BATCH, run.device, norm, **shard)
-    test = val if not config.val_size else BatchSource(test_split, EVAL_BATCH, run.device, norm,
-                                                       **shard)  # fmt: skip
-    return train, val, test, info.classes
-
-
-def imagenet_batches(config: KakuritsuConfig, run: Run) -> tuple[Batches, Batches, Batches, int]:
+def imagenet_batches(config: KakuritsuConfig, run: Run) -> Sources:
     """(train, validation, test, classes) from an ImageFolder root or fake data."""
     normalize = transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     size = config.image_size
@@ -70,18 +49,22 @@ def imagenet_batches(config: KakuritsuConfig, run: Run) -> tuple[Batches, Batche
         for split in ("train", "val"):
             if not (root / split).is_dir():
                 raise UsageError(f"--image-folder {root} has no {split}/ folder of class folders")
-        train_set = torchvision.datasets.ImageFolder(root / "train", transforms.Compose([
-            transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(), normalize]))  # fmt: skip
-        val_set = torchvision.datasets.ImageFolder(root / "val", transforms.Compose([
-            transforms.Resize(int(size * 8 / 7)), transforms.CenterCrop(size),
-            transforms.ToTensor(), normalize]))  # fmt: skip
+        try:
+            train_set = torchvision.datasets.ImageFolder(root / "train", transforms.Compose([
+                transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(), normalize]))  # fmt: skip
+            val_set = torchvision.datasets.ImageFolder(root / "val", transforms.Compose([
+                transforms.Resize(int(size * 8 / 7)), transforms.CenterCrop(size),
+                transforms.ToTensor(), normalize]))  # fmt: skip
+        except FileNotFoundError as exc:  # e.g. a class folder with no images
+            raise UsageError(f"--image-folder {root}: {first_line(exc)}; give every class "
+                             "folder at least one image") from exc  # fmt: skip
     shard = {"seed": config.seed, "rank": run.rank, "world_size": run.world_size,
              "workers": config.workers}  # fmt: skip
     train = LoaderBatches(train_set, config.batch_size, run.device, **shard)
     val = LoaderBatches(val_set, config.batch_size, run.device, **shard)
     classes = 1000 if config.dummy else len(train_set.classes)  # type: ignore[attr-defined]
-    return train, val, val, classes
+    return Sources(train, val, val, classes)  # type: ignore[arg-type]
 
 
 def build_model(config: KakuritsuConfig, classes: int) -> KakuritsuNet:
@@ -92,27 +75,12 @@ def build_model(config: KakuritsuConfig, classes: int) -> KakuritsuNet:
             raise UsageError(f"--arch {config.arch}: {exc}") from exc
     else:
         backbone = DemoBackbone() if config.model == "demo" else SmallBackbone()
+    # Parameters, gradients and two optimizer slots of the head, in float32.
+    head_bytes = 16 * config.hidden * (backbone.out_features + classes)
+    check_memory(head_bytes, f"--hidden {config.hidden}", "choose a smaller --hidden")
     head = Head(config.head, backbone.out_features, config.hidden, classes, config.p,
                 config.dropout)  # fmt: skip
     return KakuritsuNet(backbone, head)
-
-
-PerSample = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
-
-
-def classification_metrics(model: torch.nn.Module) -> PerSample:
-    """Per-sample loss, top-1 and top-5 correctness, for `Run.evaluate`."""
-
-    def per_sample(images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = model(images)
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        return {
-            "loss": F.cross_entropy(logits.float(), labels, reduction="none"),
-            "acc1": (top5[:, 0] == labels).float(),
-            "acc5": (top5 == labels[:, None]).any(dim=1).float(),
-        }
-
-    return per_sample
 
 
 def evaluate_modes(
@@ -131,10 +99,9 @@ def evaluate_modes(
 
 def train(config: KakuritsuConfig) -> dict[str, Any]:
     """Train (or, with --evaluate, only evaluate) one model; returns the summary."""
-    run = Run("kakuritsu", config, evaluate_only=config.evaluate)
-    make_batches = imagenet_batches if config.imagenet_style else mnist_batches
-    train_batches, val_batches, test_batches, classes = make_batches(config, run)
-    model = build_model(config, classes)
+    run = Run(config, evaluate_only=config.evaluate)
+    data = imagenet_batches(config, run) if config.imagenet_style else mnist_sources(config, run)
+    model = build_model(config, data.classes)
     head = model.head
     parameters = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adadelta":
@@ -143,12 +110,10 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
         optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
                                     weight_decay=config.wd)  # fmt: skip
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
-    model, optimizer, scheduler = run.accelerator.prepare(model, optimizer, scheduler)
-    run.seed_per_rank()
-    run.restore()
+    model, optimizer, scheduler = run.prepare(model, optimizer, scheduler)
 
     if config.evaluate:
-        results = evaluate_modes(run, model, head, test_batches, "test")
+        results = evaluate_modes(run, model, head, data.test, "test")
         if run.is_main:
             run.write_json(f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.json", results)
         run.print(results)
@@ -156,17 +121,14 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
         return {"metrics": results}
 
     def validate() -> dict[str, float]:
-        return evaluate_modes(run, model, head, val_batches, "val", [config.validation_mode])
+        return evaluate_modes(run, model, head, data.val, "val", [config.validation_mode])
 
     def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(images), labels)
 
-    fit(run, model=model, optimizers=[optimizer], schedulers=[scheduler], train=train_batches,
+    fit(run, model=model, optimizers=[optimizer], schedulers=[scheduler], train=data.train,
         loss_fn=loss_fn, evaluate=validate, epochs=config.epochs)  # fmt: skip
     model.eval()
-    final = evaluate_modes(run, model, head, test_batches, "test")
+    final = evaluate_modes(run, model, head, data.test, "test")
     return run.finish(final, model)
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main(lambda: train(parse_run_config(KakuritsuConfig, argv, DESCRIPTION, "kakuritsu")))

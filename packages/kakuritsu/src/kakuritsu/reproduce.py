@@ -1,6 +1,6 @@
-"""`kakuritsu-compare`: heads x seeds x datasets, each head evaluated in every mode, as a
-mean ± std markdown table and a plot. Re-running with the same --run-name reuses finished
-runs, so an interrupted comparison continues where it stopped."""
+"""Kakuritsu's reproduction: heads x seeds x datasets, each head evaluated in every mode, as a
+mean ± std markdown table and a plot (`uv run report`, or `kakuritsu-compare` for any
+heads/seeds/datasets). Finished runs are reused, so an interrupted comparison continues."""
 
 from __future__ import annotations
 
@@ -10,18 +10,17 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import matplotlib.pyplot as plt
 
-from kakuritsu.cli import train
 from kakuritsu.config import KakuritsuConfig
 from kakuritsu.model import EVAL_MODES, HeadKind
-from mnistlab.cli import UsageError, parse_config, run_main
+from kakuritsu.train import train
+from mnistlab.classify import Dataset
+from mnistlab.cli import parse_config
 from mnistlab.config import require
-from mnistlab.runtime import complete_checkpoints
-
-Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
+from mnistlab.runtime import guarded_main
+from mnistlab.study import Budget, Row, train_or_reuse
 
 
 def _cpu_preset() -> KakuritsuConfig:
@@ -47,26 +46,15 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def compare(config: CompareConfig) -> dict:
-    folder = config.out_dir / "kakuritsu-compare" / config.run_name
+def compare(config: CompareConfig, folder: Path | None = None) -> dict:
+    folder = folder or config.out_dir / "kakuritsu-compare" / config.run_name
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     for dataset in config.datasets:
         for head in config.heads:
             for seed in config.seeds:
-                name = f"{dataset}-{head}-s{seed}"
-                run_dir = folder / "runs" / "kakuritsu" / name
-                if (run_dir / "summary.json").is_file():
-                    summary = json.loads((run_dir / "summary.json").read_text())
-                else:  # new, or interrupted: continue from its last checkpoint if it has one
-                    resume = str(run_dir) if complete_checkpoints(run_dir) else None
-                    if resume is None and run_dir.exists():
-                        raise UsageError(
-                            f"{run_dir} was interrupted before its first "
-                            "checkpoint; delete it and run the comparison again"
-                        )
-                    summary = train(dataclasses.replace(
-                        config.train, head=head, seed=seed, dataset=dataset,
-                        out_dir=folder / "runs", run_name=name, resume=resume))  # fmt: skip
+                summary = train_or_reuse(train, dataclasses.replace(
+                    config.train, head=head, seed=seed, dataset=dataset,
+                    out_dir=folder / "runs", run_name=f"{dataset}-{head}-s{seed}"))  # fmt: skip
                 cell = results.setdefault(dataset, {}).setdefault(head, {})
                 for mode in EVAL_MODES:
                     cell.setdefault(mode, []).append(summary["metrics"][f"test/{mode}/acc1"])
@@ -117,8 +105,29 @@ def plot(results: dict, path: Path) -> None:
     plt.close(figure)
 
 
+def reproduce(budget: Budget, folder: Path) -> list[Row]:
+    """quick: the small CPU preset (2 epochs); full: the original demo net, 14 epochs. The
+    source published no MNIST numbers, so every row is 'not comparable'; the question it
+    answers is whether sampling at evaluation (the original's behaviour) costs accuracy."""
+    config = CompareConfig()
+    if budget == "full":
+        config.train = KakuritsuConfig(tracker="none")
+    results = compare(config, folder)
+    command = f"uv run report --budget {budget} --studies kakuritsu"
+    return [
+        Row(setting=f"{dataset}, head {head}, evaluated {mode}", unit="test accuracy %",
+            values=[100 * v for v in results[dataset][head][mode]], source=None,
+            source_ref="", tolerance=0.0, higher_is_better=True, command=command,
+            note="original: MNIST demo without numbers" if head == "K" and mode == "sampled"
+            else "")  # fmt: skip
+        for dataset in config.datasets
+        for head in config.heads
+        for mode in (EVAL_MODES if head == "K" else EVAL_MODES[:2])
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    run_main(lambda: compare(parse_config(CompareConfig, argv, __doc__ or "")))
+    guarded_main(lambda: compare(parse_config(CompareConfig, argv, __doc__ or "")))
 
 
 if __name__ == "__main__":

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 from mirror_symmetry.config import MirrorConfig
 from mirror_symmetry.report import describe, plot_outcomes, snapshot_metrics, summarize
 from mirror_symmetry.sim import PATTERNS, Simulation, setup_of, simulate
 from mirror_symmetry.solution import plot_network, solution_shape, typical_network
-from mnistlab.cli import parse_config, run_main
 from mnistlab.runtime import Run
 
-STUDY = "mirror-symmetry"
 DESCRIPTION = (
     "Rumelhart, Hinton & Williams (1986) mirror symmetry as a statistics question: train N "
     "independent 6-2-1 networks as one batch and count how many reach accuracy 1.0, stick at "
@@ -20,13 +17,9 @@ DESCRIPTION = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    config = parse_config(MirrorConfig, argv, DESCRIPTION)
-    run_main(lambda: train(config))
-
-
-def train(config: MirrorConfig) -> None:
-    run = Run(STUDY, config)
+def train(config: MirrorConfig) -> dict:
+    run = Run(config)
+    run.prepare()
     setup = dataclasses.replace(setup_of(config), sweeps=config.sweeps_to_run)
     sim = simulate(
         setup,
@@ -41,11 +34,9 @@ def train(config: MirrorConfig) -> None:
     metrics = summarize(sim)
     if run.is_main:
         metrics["figures"] = write_figures(sim, run)
-    run.state.step = setup.sweeps
-    run.state.samples = setup.runs * setup.sweeps * PATTERNS  # pattern presentations
-    run.state.train_seconds = sim.seconds
     run.print(describe(metrics))
-    run.finish(metrics, sim.final)
+    return run.finish(metrics, sim.final, steps=setup.sweeps, seconds=sim.seconds,
+                      samples=setup.runs * setup.sweeps * PATTERNS)  # pattern presentations
 
 
 def write_figures(sim: Simulation, run: Run) -> dict[str, str | int | None]:

@@ -1,0 +1,120 @@
+"""The contract every registered study passes (lightning-hydra-template style): a study gets
+these tests by registering under `mnistlab.studies`; its own tests keep only its science.
+
+Each test runs the study's command line in this process (`Study.main(argv)`), as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mnistlab.dispatch import installed_studies, load_study
+from mnistlab.study import Study
+
+STUDIES = sorted(installed_studies())
+# Bad values every study must refuse with one line and exit code 2.
+COMMON_BAD_ARGS = (
+    ("--no-such-flag",),
+    ("--seed", "abc"),
+    ("--max-steps", "0"),
+    ("--log-every", "0"),
+    ("--run-name", "a/b"),
+    ("--tracker", "tensorboard"),
+    ("--ddp-timeout", "0"),
+)
+
+
+def run_cli(study: Study, args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """Exit code, stdout, stderr of the study's command line."""
+    code = 0
+    try:
+        study.main(args)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_refusal(code: int, err: str) -> None:
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+
+
+@pytest.fixture(params=STUDIES)
+def study(request: pytest.FixtureRequest) -> Study:
+    return load_study(request.param)
+
+
+def test_every_study_names_itself_once(study: Study) -> None:
+    assert study.name in STUDIES
+    assert study.description and study.reproduce is not None
+
+
+def test_help_lists_the_options(study: Study, capsys) -> None:
+    code, out, _ = run_cli(study, ["--help"], capsys)
+    assert code == 0
+    assert study.description.split()[0] in out
+    for flag in ("--seed", "--out-dir", "--resume", "--max-steps"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("index", range(len(COMMON_BAD_ARGS) + 8))
+def test_bad_values_exit_2_with_one_line(study: Study, index: int, tmp_path: Path, capsys):
+    cases = [*COMMON_BAD_ARGS, *study.bad_args]
+    if index >= len(cases):
+        pytest.skip("no such case for this study")
+    code, _, err = run_cli(study, [*cases[index], "--out-dir", str(tmp_path)], capsys)
+    assert_one_line_refusal(code, err)
+    assert not any(tmp_path.iterdir()), "a refused start must leave no run folder"
+
+
+def test_missing_data_exits_2_and_leaves_no_run_folder(study: Study, tmp_path: Path, capsys):
+    if "--data-dir" not in run_cli(study, ["--help"], capsys)[1]:
+        pytest.skip("the study reads no dataset")
+    args = [*study.smoke_args, "--data-dir", str(tmp_path / "missing"), "--out-dir",
+            str(tmp_path / "runs"), "--tracker", "none"]  # fmt: skip
+    code, out, err = run_cli(study, args, capsys)
+    if code == 0:  # a simulation that reads no data: nothing to test
+        pytest.skip("the study ran without the dataset")
+    assert_one_line_refusal(code, err)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.json"))
+
+
+def smoke(study: Study, tmp_path: Path, name: str, *extra: str) -> list[str]:
+    return [*study.smoke_args, "--out-dir", str(tmp_path), "--run-name", name,
+            "--tracker", "none", *extra]  # fmt: skip
+
+
+def test_smoke_run_writes_config_metrics_and_summary(study: Study, data_dir, tmp_path, capsys):
+    code, _, err = run_cli(study, smoke(study, tmp_path, "smoke", "--max-steps", "3"), capsys)
+    assert code == 0, err
+    run_dir = tmp_path / study.name / "smoke"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["max_steps"] == 3
+    assert (run_dir / "metrics.jsonl").read_text().strip()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["study"] == study.name and summary["fingerprint"]
+
+
+def test_resume_after_epoch_1_equals_the_uninterrupted_run(study: Study, data_dir, tmp_path,
+                                                           capsys):  # fmt: skip
+    if not study.resumable:
+        pytest.skip(f"{study.name} refuses --resume (tested among its bad values)")
+    assert run_cli(study, smoke(study, tmp_path, "straight", "--epochs", "2"), capsys)[0] == 0
+    assert run_cli(study, smoke(study, tmp_path, "resumed", "--epochs", "1"), capsys)[0] == 0
+    run_dir = tmp_path / study.name / "resumed"
+    code, _, err = run_cli(study, ["--resume", str(run_dir), "--epochs", "2", "--out-dir",
+                                   str(tmp_path)], capsys)  # fmt: skip
+    assert code == 0, err
+    straight = json.loads((tmp_path / study.name / "straight" / "summary.json").read_text())
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    assert resumed["fingerprint"] == straight["fingerprint"]
+    assert resumed["epochs"] == 2
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()]
+    epochs = [json.loads(line).get("epoch") for line in (run_dir / "metrics.jsonl").open()]
+    assert len(steps) == len(set(zip(steps, epochs, strict=True))), "duplicated metrics lines"
