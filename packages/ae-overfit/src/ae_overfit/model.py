@@ -1,0 +1,75 @@
+"""The question's autoencoder family, its per-image losses, and the BCE floor of the data."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnistlab.batches import Normalisation
+from mnistlab.losses import bce_entropy_floor
+
+PIXELS = 28 * 28
+
+
+class Autoencoder(nn.Module):
+    """784 -> hidden (ReLU each) -> linear latent -> mirrored hidden (ReLU each) -> 784 sigmoid.
+
+    `forward` returns the output logits; the sigmoid is folded into the BCE (same loss, stable).
+    """
+
+    def __init__(self, hidden: tuple[int, ...], latent: int) -> None:
+        super().__init__()
+        widths = (PIXELS, *hidden)
+        encoder: list[nn.Module] = []
+        for width_in, width_out in zip(widths, widths[1:], strict=False):
+            encoder += [nn.Linear(width_in, width_out), nn.ReLU()]
+        encoder.append(nn.Linear(widths[-1], latent))  # linear latent, as in the question
+        decoder: list[nn.Module] = []
+        mirrored = (latent, *reversed(hidden))
+        for width_in, width_out in zip(mirrored, mirrored[1:], strict=False):
+            decoder += [nn.Linear(width_in, width_out), nn.ReLU()]
+        decoder.append(nn.Linear(mirrored[-1], PIXELS))
+        self.encoder = nn.Sequential(*encoder)
+        self.decoder = nn.Sequential(*decoder)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(pixels.flatten(1)))
+
+
+def parameter_count(hidden: tuple[int, ...], latent: int) -> int:
+    """Weights and biases of `Autoencoder(hidden, latent)`, without building it."""
+    widths = (PIXELS, *hidden, latent)
+    encoder = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
+    decoder = sum((b + 1) * a for a, b in zip(widths, widths[1:], strict=False))
+    return encoder + decoder
+
+
+def pixel_targets(images: torch.Tensor, norm: Normalisation) -> torch.Tensor:
+    """The [0, 1] pixels behind normalised images, snapped back to the data's k/255 grid, so the
+    targets (and their floor) are exactly the dataset's values, not float round-off of them."""
+    return (images * norm.std + norm.mean).mul(255).round().clamp(0, 255).div(255).flatten(1)
+
+
+def bce_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE(sigmoid(logits), targets) summed over the pixels of each image, in nats."""
+    return F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none").sum(1)
+
+
+def squared_error_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return (torch.sigmoid(logits.float()) - targets).square().sum(1)
+
+
+def reconstruction_metrics(model: nn.Module, norm: Normalisation):
+    """Per-image BCE, its floor (the binary entropy of the targets), the excess BCE above the
+    floor, and the squared error, for `Run.evaluate`."""
+
+    def per_sample(images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        targets = pixel_targets(images, norm)
+        logits = model(targets)
+        bce = bce_per_image(logits, targets)
+        floor = bce_entropy_floor(targets)
+        return {"bce": bce, "floor": floor, "excess": bce - floor,
+                "mse": squared_error_per_image(logits, targets)}  # fmt: skip
+
+    return per_sample
