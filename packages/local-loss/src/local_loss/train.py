@@ -1,0 +1,74 @@
+"""`uv run --package local-loss train`: one net, one loss, the paper's recipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from local_loss.config import LocalLossConfig
+from local_loss.model import LocalLossNet
+from mnistlab.classify import classification_metrics, mnist_sources, prefixed
+from mnistlab.runtime import Run, check_memory, fit
+
+DESCRIPTION = (
+    "Local error signals (Nøkland & Eidnes 2019): every hidden block of an mlp or vgg8b learns "
+    "from its own pred / sim / predsim loss, or the whole net by backprop (--loss global)."
+)
+
+
+def parameter_estimate(config: LocalLossConfig) -> int:
+    """Roughly the net's parameters, counted before building it (linear layers dominate)."""
+    width = config.hidden
+    first = 784 if config.net == "mlp" else int(512 * config.feat_mult)
+    conv = 0 if config.net == "mlp" else int(6.8e6 * config.feat_mult**2)
+    linear = first * width + (config.hidden_layers - 1) * width * width
+    similarity_maps = (
+        config.hidden_layers * width * width if config.loss in ("sim", "predsim") else 0
+    )
+    return conv + linear + similarity_maps
+
+
+def build_optimizers(
+    model: LocalLossNet, config: LocalLossConfig
+) -> tuple[list[torch.optim.Optimizer], list[torch.optim.lr_scheduler.MultiStepLR]]:
+    """One Adam per block and one for the output layer (one for the whole net in global
+    mode). MultiStepLR stepped after each epoch: a milestone m lowers the lr from epoch m + 1,
+    as the original's `lr * decay ** bisect_right(milestones, epoch - 1)`."""
+    optimizers = [torch.optim.Adam(group, lr=config.lr) for group in model.parameter_groups()]
+    schedulers = [
+        torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.lr_decay)
+        for opt in optimizers
+    ]
+    return optimizers, schedulers
+
+
+def random_flip(images: torch.Tensor) -> torch.Tensor:
+    """Flip each image horizontally with probability 1/2 (torch's global RNG, seeded per run)."""
+    flip = torch.rand(len(images), device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def train(config: LocalLossConfig) -> dict[str, Any]:
+    run = Run(config)
+    data = mnist_sources(config, run)
+    # Parameters, gradients and Adam's two moments, in float32.
+    check_memory(16 * parameter_estimate(config), f"--net {config.net} --hidden {config.hidden}",
+                 "choose a smaller --hidden or --feat-mult")  # fmt: skip
+    model = LocalLossNet(config, data.classes)
+    optimizers, schedulers = build_optimizers(model, config)
+    model, *prepared = run.prepare(model, *optimizers, *schedulers)
+    optimizers, schedulers = prepared[: len(optimizers)], prepared[len(optimizers) :]
+
+    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return model(random_flip(images) if config.flip else images, labels)
+
+    def validate() -> dict[str, float]:
+        return prefixed("val", run.evaluate(data.val, classification_metrics(model)))
+
+    fit(run, model=model, optimizers=optimizers, schedulers=schedulers, train=data.train,
+        loss_fn=loss_fn, evaluate=validate, epochs=config.epochs)  # fmt: skip
+    model.eval()
+    test = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
+    test["test/error"] = 100 * (1 - test["test/acc1"])
+    return run.finish(test, model)
