@@ -1,7 +1,8 @@
-"""Sessions: `tests` (one per workspace package), `lint`, `bench` (not run in CI).
+"""Sessions: `tests` (one per workspace package, slow tests left out), `slow` (only the slow
+ones), `lint`, `bench` (every benchmarks/*.py, not run in CI).
 
 Sessions install nothing: they run inside the workspace venv that `uv` keeps in sync with the
-lock, so torch is never reinstalled per session.
+lock, so torch is never reinstalled per session. Packages and benchmarks are found on disk.
 """
 
 from __future__ import annotations
@@ -17,18 +18,32 @@ ROOT = Path(__file__).parent
 PACKAGES = {"mnistlab": "shared", **{p.name: f"packages/{p.name}" for p in
                                      sorted((ROOT / "packages").iterdir())
                                      if (p / "pyproject.toml").is_file()}}  # fmt: skip
+BENCHMARKS = sorted(ROOT.glob("benchmarks/*.py")) + sorted(ROOT.glob("packages/*/benchmarks/*.py"))
 
 
-def uv_run(session: nox.Session, package: str, *args: str) -> None:
-    session.run("uv", "run", "--locked", "--package", package, "--group", "dev", *args,
-                external=True)  # fmt: skip
+def uv_run(session: nox.Session, package: str, *args: str, **kwargs) -> None:
+    # mnistlab's suite tests every registered study (and benchmarks may use any study), so
+    # those run with all members installed.
+    target = ["--package", package] if package in PACKAGES and package != "mnistlab" else [
+        "--all-packages"]  # fmt: skip
+    session.run("uv", "run", "--locked", *target, "--group", "dev", *args, external=True,
+                **kwargs)  # fmt: skip
 
 
 @nox.session
 @nox.parametrize("package", list(PACKAGES))
 def tests(session: nox.Session, package: str) -> None:
-    """pytest for one package; extra arguments go to pytest (e.g. -- -m 'not slow')."""
-    uv_run(session, package, "pytest", f"{PACKAGES[package]}/tests", *session.posargs)
+    """pytest for one package without the slow tests; extra arguments go to pytest."""
+    uv_run(session, package, "pytest", f"{PACKAGES[package]}/tests", "-m", "not slow",
+           *session.posargs)  # fmt: skip
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES))
+def slow(session: nox.Session, package: str) -> None:
+    """Only the tests marked slow (longer CPU training runs); exit 5 (none) counts as success."""
+    uv_run(session, package, "pytest", f"{PACKAGES[package]}/tests", "-m", "slow",
+           *session.posargs, success_codes=[0, 5])  # fmt: skip
 
 
 @nox.session
@@ -37,18 +52,10 @@ def lint(session: nox.Session) -> None:
     session.run("uv", "run", "--locked", "ruff", "format", "--check", ".", external=True)
 
 
-# benchmark script -> the package whose code it measures
-BENCHMARKS = {
-    "bench_batches.py": "mnistlab",
-    "bench_kakuritsu_layer.py": "kakuritsu",
-    "bench_mirror_symmetry.py": "mirror-symmetry",
-}
-
-
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: each prints ratios against a baseline measured in the same run.
+    """Every benchmark script; each prints ratios against a baseline measured in the same run.
 
     `nox -s bench -- --quick` passes --quick to every script."""
-    for script, package in BENCHMARKS.items():
-        uv_run(session, package, "python", f"benchmarks/{script}", *session.posargs)
+    for script in BENCHMARKS:
+        uv_run(session, "all", "python", str(script.relative_to(ROOT)), *session.posargs)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import has_dataset
+
 from mnistlab.cli import UsageError
 from mnistlab.data import DATASETS, Split, carve_validation, load_split
 

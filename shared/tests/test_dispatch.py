@@ -1,4 +1,5 @@
-"""`uv run --package NAME train` runs NAME's trainer, whatever was installed last."""
+"""`uv run --package NAME train` runs NAME's trainer, whatever was installed last, for every
+study in the workspace (found from packages/*/pyproject.toml, not from a list kept here)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,31 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from importlib.metadata import distributions
+from pathlib import Path
 
 import pytest
 
-from mnistlab.dispatch import installed_studies
+from mnistlab.dispatch import installed_studies, load_study
 
 UV = os.environ.get("UV") or shutil.which("uv")
-# Each study's --help starts with its own description.
-TITLES = {"kakuritsu": "Kakuritsu probabilistic synapses", "mirror-symmetry": "Rumelhart"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def workspace_studies() -> list[str]:
+    """Every workspace member that registers a study."""
+    names = []
+    for pyproject in sorted(REPO.glob("packages/*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        if "mnistlab.studies" in project.get("entry-points", {}):
+            names.append(project["name"])
+    return names
+
+
+def title(study: str) -> str:
+    """The start of a study's --help (its description), distinct across studies."""
+    return " ".join(load_study(study).description.split()[:4])
 
 
 def help_text(*command: str, **env: str) -> str:
@@ -24,11 +41,11 @@ def help_text(*command: str, **env: str) -> str:
     return done.stdout
 
 
-def studies_with_trainers() -> list[str]:
-    found = [name for name in TITLES if name in installed_studies()]
-    if len(found) < 2:
-        pytest.skip("needs two studies installed (uv sync --all-packages)")
-    return found
+def test_every_workspace_study_is_registered_and_installed() -> None:
+    studies = workspace_studies()
+    assert len(studies) >= 2
+    assert set(studies) <= set(installed_studies()), "run `uv sync --all-packages`"
+    assert len({title(s) for s in studies}) == len(studies), "descriptions must differ"
 
 
 def test_only_mnistlab_installs_a_train_script() -> None:
@@ -43,25 +60,24 @@ def test_only_mnistlab_installs_a_train_script() -> None:
 
 @pytest.mark.skipif(UV is None, reason="uv is not on PATH")
 def test_uv_run_package_train_runs_that_package_in_any_order() -> None:
-    studies = studies_with_trainers()
-    for study in [*studies, *reversed(studies)]:  # alternate: no install order can win
+    studies = workspace_studies()
+    for study in [*studies, *reversed(studies[:2])]:  # alternate: no install order can win
         out = help_text(UV, "run", "--package", study, "train", "--help")
-        assert TITLES[study] in out
-        others = [TITLES[s] for s in studies if s != study]
-        assert not any(title in out for title in others)
+        assert title(study) in out
+        assert not any(title(other) in out for other in studies if other != study)
 
 
 def test_python_dash_m_runs_each_study() -> None:
-    for study in studies_with_trainers():
+    for study in workspace_studies():
         module = study.replace("-", "_")
-        assert TITLES[study] in help_text(sys.executable, "-m", module, "--help")
+        assert title(study) in help_text(sys.executable, "-m", module, "--help")
 
 
 def test_environment_variable_selects_the_study() -> None:
-    for study in studies_with_trainers():
+    for study in workspace_studies()[:2]:
         out = help_text(sys.executable, "-c", "from mnistlab.dispatch import main; main()",
                         "--help", MNISTLAB_STUDY=study)  # fmt: skip
-        assert TITLES[study] in out
+        assert title(study) in out
 
 
 def test_unknown_study_is_refused_in_one_line() -> None:

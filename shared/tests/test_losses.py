@@ -9,9 +9,7 @@ import torch.nn.functional as F
 from mnistlab.losses import (
     GE2ELoss,
     VAELoss,
-    accuracy_count,
     bce_entropy_floor,
-    cross_entropy,
     focal_loss,
     group_embeddings_by_class,
     vae_loss,
@@ -36,55 +34,6 @@ def assert_useful_grad(tensor: torch.Tensor) -> None:
 # Row 0: log-sum-exp of (1, 2, 3) minus the true logit 3. Row 1: uniform over 3 classes.
 CE_LOGITS = [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]
 CE_TARGETS = [2, 0]
-CE_EXPECTED = [math.log(math.e + math.e**2 + math.e**3) - 3.0, LN3]
-
-
-def test_cross_entropy_hard_targets_match_hand_values_for_every_reduction():
-    logits = torch.tensor(CE_LOGITS, dtype=torch.float64)
-    targets = torch.tensor(CE_TARGETS)
-    close(cross_entropy(logits, targets, reduction="none"), CE_EXPECTED)
-    close(cross_entropy(logits, targets, reduction="sum"), sum(CE_EXPECTED))
-    close(cross_entropy(logits, targets), sum(CE_EXPECTED) / 2)
-
-
-def test_cross_entropy_soft_targets_match_hand_value_and_one_hot_equals_hard():
-    # softmax(0, ln 3) = (1/4, 3/4); with targets (1/4, 3/4) the loss is their entropy.
-    logits = torch.tensor([[0.0, LN3]], dtype=torch.float64)
-    soft = torch.tensor([[0.25, 0.75]], dtype=torch.float64)
-    close(cross_entropy(logits, soft), -(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
-
-    hard_logits = torch.tensor(CE_LOGITS, dtype=torch.float64)
-    one_hot = F.one_hot(torch.tensor(CE_TARGETS), 3).double()
-    close(cross_entropy(hard_logits, one_hot, reduction="none"), CE_EXPECTED)
-
-
-def test_cross_entropy_gradient_is_softmax_minus_target():
-    logits = torch.tensor([[0.0, LN3]], requires_grad=True)
-    cross_entropy(logits, torch.tensor([0])).backward()
-    close(logits.grad, [[0.25 - 1.0, 0.75]])
-
-
-def test_accuracy_count_counts_argmax_hits_for_hard_and_soft_targets():
-    logits = torch.tensor([[1.0, 2.0], [3.0, 0.0], [0.0, 5.0]])
-    count = accuracy_count(logits, torch.tensor([1, 1, 1]))
-    assert count.dtype == torch.int64 and count.item() == 2
-    soft = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.6, 0.4]])
-    assert accuracy_count(logits, soft).item() == 2
-
-
-def test_cross_entropy_rejects_bad_arguments():
-    logits = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="reduction"):
-        cross_entropy(logits, torch.tensor([0, 1]), reduction="avg")
-    with pytest.raises(ValueError, match="soft targets"):
-        cross_entropy(logits, torch.zeros(2, 2))
-    with pytest.raises(ValueError, match="class targets"):
-        cross_entropy(logits, torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="logits"):
-        cross_entropy(torch.zeros(2, 3, 4), torch.tensor([0, 1]))
-
-
-# --- focal loss --------------------------------------------------------------------------------
 
 
 def test_focal_loss_matches_hand_values():
@@ -112,7 +61,7 @@ def test_focal_loss_without_focusing_or_weighting_is_cross_entropy():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(5, 4, generator=generator, dtype=torch.float64)
     targets = torch.tensor([0, 3, 1, 1, 2])
-    close(focal_loss(logits, targets, alpha=None, gamma=0.0), cross_entropy(logits, targets))
+    close(focal_loss(logits, targets, alpha=None, gamma=0.0), F.cross_entropy(logits, targets))
 
 
 def test_focal_loss_gradient_flows():

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -16,11 +23,12 @@ from mnistlab.batches import BatchSource
 from mnistlab.cli import UsageError
 from mnistlab.config import RunConfig
 from mnistlab.data import Split
-from mnistlab.runtime import Run, complete_checkpoints, fit
+from mnistlab.runtime import Run, complete_checkpoints, fit, guarded_main
 
 
 @dataclass
 class ToyConfig(RunConfig):
+    study: ClassVar[str] = "toy"
     epochs: int = 3
     lr: float = 0.1
 
@@ -34,21 +42,27 @@ def toy_split(n: int = 512) -> Split:
     return Split(images, labels)
 
 
-def train_toy(config: ToyConfig, nan_after_steps: int | None = None) -> dict:
-    run = Run("toy", config)
+def train_toy(
+    config: ToyConfig,
+    nan_after_steps: int | None = None,
+    interrupt_at_step: int | None = None,
+    stop_after_epoch: int | None = None,
+    signal_number: int = signal.SIGINT,
+) -> dict:
+    run = Run(config)
+    train = BatchSource(toy_split(), 64, run.device, seed=config.seed, translate=1)
+    test = BatchSource(toy_split(256), 100, run.device)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Dropout(0.3),
                           nn.Linear(32, 4))  # fmt: skip
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
-    model, optimizer, scheduler = run.accelerator.prepare(model, optimizer, scheduler)
-    run.seed_per_rank()
-    run.restore()
-    train = BatchSource(toy_split(), 64, run.device, seed=config.seed, translate=1)
-    test = BatchSource(toy_split(256), 100, run.device)
+    model, optimizer, scheduler = run.prepare(model, optimizer, scheduler)
     calls = [0]
 
     def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         calls[0] += 1
+        if calls[0] == interrupt_at_step:
+            os.kill(os.getpid(), signal_number)  # as Ctrl-C or a scheduler would
         loss = F.cross_entropy(model(images), labels)
         return loss * float("nan") if nan_after_steps and calls[0] > nan_after_steps else loss
 
@@ -56,7 +70,8 @@ def train_toy(config: ToyConfig, nan_after_steps: int | None = None) -> dict:
         return run.evaluate(test, lambda x, y: {"acc": (model(x).argmax(1) == y).float()})
 
     metrics = fit(run, model=model, optimizers=[optimizer], schedulers=[scheduler], train=train,
-                  loss_fn=loss_fn, evaluate=evaluate, epochs=config.epochs)  # fmt: skip
+                  loss_fn=loss_fn, evaluate=evaluate, epochs=config.epochs,
+                  on_epoch_end=lambda epoch, _: epoch == stop_after_epoch)  # fmt: skip
     return run.finish(metrics, model)
 
 
@@ -152,3 +167,123 @@ def test_a_failing_tracker_never_stops_the_run(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr("accelerate.Accelerator.init_trackers", broken)
     summary = train_toy(ToyConfig(out_dir=tmp_path, run_name="a", tracker="wandb", epochs=1))
     assert summary["epochs"] == 1
+
+
+def folder_bytes(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_guarded(capsys, *args, **kwargs) -> tuple[int, str]:
+    """Exit code and stderr of a toy run behind the study command-line guard."""
+    with pytest.raises(SystemExit) as stop:
+        guarded_main(lambda: train_toy(*args, **kwargs))
+    return stop.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "code", "name"),
+    [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
+)
+def test_an_interruption_says_in_one_line_what_is_kept(tmp_path, capsys, signal_number, code,
+                                                        name):  # fmt: skip
+    exit_code, err = run_guarded(capsys, config(tmp_path, run_name="a"), interrupt_at_step=12,
+                                 signal_number=signal_number)  # fmt: skip
+    run_dir = tmp_path / "toy" / "a"
+    assert exit_code == code
+    checkpoint = run_dir / "checkpoints" / "epoch-0001"
+    assert err.strip() == (f"interrupted ({name}): checkpoint {checkpoint} is kept; continue "
+                           f"with --resume {run_dir}")  # fmt: skip
+    summary = train_toy(config(tmp_path, resume=str(run_dir)))
+    assert summary["fingerprint"] == train_toy(config(tmp_path, run_name="b"))["fingerprint"]
+
+
+def test_an_interruption_before_the_first_checkpoint_leaves_nothing(tmp_path, capsys):
+    exit_code, err = run_guarded(capsys, config(tmp_path, run_name="a"), interrupt_at_step=3)
+    assert exit_code == 130 and "no checkpoint was written yet" in err
+    assert not (tmp_path / "toy" / "a").exists()
+    assert train_toy(config(tmp_path, run_name="a", epochs=1))["epochs"] == 1  # same name again
+
+
+def test_a_failed_resume_changes_nothing(tmp_path: Path, capsys) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+    (run_dir / "checkpoints" / "epoch-0001" / "optimizer.bin").write_bytes(b"")
+    before = folder_bytes(run_dir)
+    code, err = run_guarded(capsys, config(tmp_path, epochs=4, resume=str(run_dir)))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot be loaded" in err
+    assert folder_bytes(run_dir) == before
+
+
+def test_resuming_a_finished_run_keeps_its_summary(tmp_path: Path) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=2))
+    run_dir = tmp_path / "toy" / "a"
+    before = folder_bytes(run_dir)
+    train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))
+    after = folder_bytes(run_dir)
+    assert after[run_dir / "summary.json"] == before[run_dir / "summary.json"]
+
+
+def test_a_resumed_run_does_not_duplicate_metrics_lines(tmp_path: Path) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=2, log_every=4))
+    run_dir = tmp_path / "toy" / "a"
+    train_toy(config(tmp_path, epochs=2, resume=str(run_dir / "checkpoints" / "epoch-0001")))
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines if "acc" in line] == [1, 2]
+    steps = [line["step"] for line in lines if "train/loss" in line]
+    assert steps == sorted(set(steps))
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+    holder = os.open(run_dir, os.O_RDONLY)  # what a running resume holds
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(UsageError, match="in use by another process"):
+            train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))
+    finally:
+        os.close(holder)
+    assert train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))["epochs"] == 2
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial(tmp_path, monkeypatch):
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+
+    def full(self, output_dir: str, **kwargs) -> None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("accelerate.Accelerator.save_state", full)
+    with pytest.raises(UsageError) as error:
+        train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))
+    message = str(error.value)
+    assert "No space left on device" in message and "MiB" in message and "\n" not in message
+    assert f"--resume {run_dir}" in message
+    assert [c.name for c in complete_checkpoints(run_dir)] == ["epoch-0001"]
+    assert not list((run_dir / "checkpoints").glob("*.partial"))
+
+
+def test_the_epoch_hook_stops_training_for_good(tmp_path: Path) -> None:
+    summary = train_toy(config(tmp_path, run_name="a", epochs=5), stop_after_epoch=2)
+    assert summary["epochs"] == 2
+    resumed = train_toy(config(tmp_path, epochs=6, resume=str(tmp_path / "toy" / "a")))
+    assert resumed["epochs"] == 2 and resumed["fingerprint"] == summary["fingerprint"]
+
+
+def test_a_silent_ddp_rank_ends_the_run_after_the_timeout(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+        "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", "29519", str(Path(__file__).with_name("silent_rank.py")),
+        "--ddp-timeout", "5", "--tracker", "none", "--out-dir", str(tmp_path),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})  # fmt: skip
+    assert done.returncode != 0
+    assert "error: rank 0: another process of this run stopped responding" in done.stderr
+    assert time.perf_counter() - started < 200  # not the silent rank's 300 s

@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kakuritsu.compare import CompareConfig, compare
 from kakuritsu.config import KakuritsuConfig
+from kakuritsu.reproduce import CompareConfig, compare
 
 
 def test_compare_writes_a_mean_std_table_and_a_plot(data_dir: Path, tmp_path: Path) -> None:

@@ -55,34 +55,6 @@ def _true_class_log_prob(logits: Tensor, targets: Tensor) -> Tensor:
     return log_probs.gather(1, targets.long().unsqueeze(1)).squeeze(1)
 
 
-def cross_entropy(logits: Tensor, targets: Tensor, reduction: Reduction = "mean") -> Tensor:
-    """Softmax cross-entropy of [B, C] logits.
-
-    ``targets`` are either integer class indices of shape [B] or probability rows (soft labels)
-    of shape [B, C]; the latter gives -sum_c targets_c * log softmax(logits)_c.
-    """
-    _check_logits(logits)
-    if targets.is_floating_point():
-        if targets.shape != logits.shape:
-            raise ValueError(
-                f"soft targets must match logits shape {tuple(logits.shape)}, "
-                f"got {tuple(targets.shape)}"
-            )
-        per_sample = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)
-    else:
-        _check_class_targets(logits, targets)
-        per_sample = -_true_class_log_prob(logits, targets)
-    return _reduce(per_sample, reduction)
-
-
-def accuracy_count(logits: Tensor, targets: Tensor) -> Tensor:
-    """Number of rows whose argmax logit hits the target (argmax of soft targets), as int64."""
-    _check_logits(logits)
-    if targets.is_floating_point():
-        targets = targets.argmax(dim=1)
-    return (logits.argmax(dim=1) == targets).sum()
-
-
 def focal_loss(
     logits: Tensor,
     targets: Tensor,
@@ -95,7 +67,7 @@ def focal_loss(
     p_t is the softmax probability of the true class, so well-classified samples are
     down-weighted by (1 - p_t)^gamma. ``alpha`` is one weight for every class (a float), a
     per-class [C] tensor, or None for no weighting; all weights must lie in [0, 1].
-    With ``gamma=0`` and ``alpha=None`` this is exactly ``cross_entropy``.
+    With ``gamma=0`` and ``alpha=None`` this is exactly ``F.cross_entropy``.
     """
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")

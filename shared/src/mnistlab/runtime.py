@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
 import psutil
+import torch
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
@@ -43,7 +43,6 @@ from mnistlab.config import RunConfig, from_jsonable, to_jsonable
 CHECKPOINTS = "checkpoints"
 LOOP_STATE = "loop.json"
 KEEP_CHECKPOINTS = 2
-LOCK_FILE = ".lock"
 
 
 @dataclass
@@ -111,7 +110,9 @@ def find_checkpoint(study_dir: Path, resume: str) -> Path:
     return found[-1]
 
 
-def check_memory(needed_bytes: float, what: str, fix: str, device: torch.device | None = None) -> None:
+def check_memory(
+    needed_bytes: float, what: str, fix: str, device: torch.device | None = None
+) -> None:
     """Refuse, before allocating, a size that cannot fit: RAM on the CPU, free memory on a GPU."""
     if device is not None and device.type == "cuda":
         available = torch.cuda.mem_get_info(device)[0]
@@ -184,7 +185,7 @@ class Run:
         self.resume_from: Path | None = None
         self.opened = False  # the run folder exists and belongs to this process
         self._created = False  # ... and this process created it
-        self._lock: Any = None
+        self._lock: int | None = None
         self._resumed_step = 0
         self.run_dir, self.resume_from = self._on_main(self._pick_run_dir)
         self.seed_everything()
@@ -302,8 +303,8 @@ class Run:
                 raise UsageError(f"cannot create run folder {self.run_dir} ({exc.strerror}); "
                                  "choose a writable --out-dir") from exc  # fmt: skip
             self._created = True
-        try:
-            self._lock = (self.run_dir / LOCK_FILE).open("a+")
+        try:  # a lock on the folder itself: nothing is written into it
+            self._lock = os.open(self.run_dir, os.O_RDONLY)
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise UsageError(f"run folder {self.run_dir} is in use by another process; wait "
@@ -333,7 +334,11 @@ class Run:
 
     def _disk_error(self, what: Path, exc: OSError, needed: int = 0) -> UsageError:
         free = shutil.disk_usage(self.run_dir).free if self.run_dir.exists() else 0
-        space = f"; it needs about {needed / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free" if needed else ""
+        space = (
+            f"; it needs about {needed / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free"
+            if needed
+            else ""
+        )
         keep = complete_checkpoints(self.run_dir)
         kept = f"; checkpoint {keep[-1]} is kept (--resume {self.run_dir})" if keep else ""
         return UsageError(f"cannot write {what} ({exc.strerror or first_line(exc)}){space}; "
@@ -548,7 +553,7 @@ class Run:
 
     def _release(self) -> None:
         if self._lock is not None:
-            self._lock.close()
+            os.close(self._lock)
             self._lock = None
 
     def abandon(self) -> str:

@@ -115,11 +115,19 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     results = compare(config, folder)
     command = f"uv run report --budget {budget} --studies kakuritsu"
     return [
-        Row(setting=f"{dataset}, head {head}, evaluated {mode}", unit="test accuracy %",
-            values=[100 * v for v in results[dataset][head][mode]], source=None,
-            source_ref="", tolerance=0.0, higher_is_better=True, command=command,
-            note="original: MNIST demo without numbers" if head == "K" and mode == "sampled"
-            else "")  # fmt: skip
+        Row(
+            setting=f"{dataset}, head {head}, evaluated {mode}",
+            unit="test accuracy %",
+            values=[100 * v for v in results[dataset][head][mode]],
+            source=None,
+            source_ref="",
+            tolerance=0.0,
+            higher_is_better=True,
+            command=command,
+            note="original: MNIST demo without numbers"
+            if head == "K" and mode == "sampled"
+            else "",
+        )  # fmt: skip
         for dataset in config.datasets
         for head in config.heads
         for mode in (EVAL_MODES if head == "K" else EVAL_MODES[:2])

@@ -131,4 +131,3 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
     model.eval()
     final = evaluate_modes(run, model, head, data.test, "test")
     return run.finish(final, model)
-
