@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from mnistlab.batches import BatchSource, Normalisation
-from mnistlab.cli import run_main
 from mnistlab.data import DATASETS, Split, load_split
+from mnistlab.runtime import guarded_main
 
 
 class TorchvisionStyleMNIST(Dataset):
@@ -80,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_main(main)  # missing data: one line naming the fix, exit code 2
+    guarded_main(main)  # missing data: one line naming the fix, exit code 2

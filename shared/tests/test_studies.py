@@ -50,9 +50,11 @@ def study(request: pytest.FixtureRequest) -> Study:
     return load_study(request.param)
 
 
-def test_every_study_names_itself_once(study: Study) -> None:
-    assert study.name in STUDIES
-    assert study.description and study.reproduce is not None
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_is_named_once_by_its_config(name: str) -> None:
+    study = load_study(name)
+    assert study.name == study.config.study == name  # entry point, config, run folders
+    assert study.description and callable(study.reproduce)
 
 
 def test_help_lists_the_options(study: Study, capsys) -> None:

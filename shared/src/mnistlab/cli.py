@@ -6,7 +6,7 @@ import contextlib
 import io
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn, TypeVar
 
 import tyro
@@ -66,13 +66,5 @@ def parse_config(
         if exit_.code in (0, None):
             raise
         fail(f"{_first_message(captured.getvalue())} (see --help)")
-    except UsageError as error:
-        fail(str(error))
-
-
-def run_main(main: Callable[[], None]) -> None:
-    """Call `main`, turning a UsageError anywhere in it into one line and exit code 2."""
-    try:
-        main()
     except UsageError as error:
         fail(str(error))

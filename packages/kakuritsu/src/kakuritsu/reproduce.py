@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from kakuritsu.config import KakuritsuConfig
 from kakuritsu.model import EVAL_MODES, HeadKind
@@ -85,8 +85,8 @@ def markdown_table(results: dict, config: CompareConfig) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    plt.switch_backend("Agg")  # files only; no display needed
-    figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.6), squeeze=False)
+    figure = Figure(figsize=(5 * len(results), 3.6))
+    axes = figure.subplots(1, len(results), squeeze=False)
     for ax, (dataset, heads) in zip(axes[0], results.items(), strict=True):
         width = 0.8 / len(EVAL_MODES)
         for i, mode in enumerate(EVAL_MODES):
@@ -102,7 +102,6 @@ def plot(results: dict, path: Path) -> None:
     figure.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=3)
     figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def reproduce(budget: Budget, folder: Path) -> list[Row]:
