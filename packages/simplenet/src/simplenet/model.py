@@ -1,0 +1,128 @@
+"""SimpleNet (Hasanpour et al. 2016, arXiv 1608.06037) on 1x28x28 input, and the small
+BatchNorm conv nets of the speed presets (studies.md §3).
+
+SimpleNet is 13 conv layers (3x3 pad 1, except two 1x1 "cccp" layers) with BatchNorm and ReLU,
+max pools between stages, a global max pool and one linear classifier. Two layouts:
+
+* ``pytorch`` (Coderx7/SimpleNet_Pytorch): BatchNorm after all 13 convs, floor-mode pools
+  (28 -> 14 -> 7 -> 3 -> 1). The PyTorch port's extra pool after the 512 layer is left out: on
+  28x28 it would pool a 1x1 map. Its 1x1 convs have padding 1 there; here they have none, as in
+  Caffe, so a 1x1 conv keeps the map size.
+* ``caffe`` (the MNIST prototxts of Coderx7/SimpleNet, which produced the paper's numbers): no
+  BatchNorm on the last three layers (cccp4/5/6), Caffe's ceil-mode pools (28 -> 14 -> 7 -> 4
+  -> 2 -> 1).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+Layout = Literal["pytorch", "caffe"]
+DropoutAfter = Literal["pools", "convs"]
+POOL = "pool"
+# (width, kernel) per conv, POOL for a 2x2 max pool; a global max pool and Linear follow.
+Layers = tuple[tuple[int, int] | str, ...]
+SIMPLENET_LAYERS: dict[str, Layers] = {
+    "standard": ((64, 3), (128, 3), (128, 3), (128, 3), POOL, (128, 3), (128, 3), (256, 3), POOL,
+                 (256, 3), (256, 3), POOL, (512, 3), (2048, 1), (256, 1), POOL, (256, 3)),
+    "slim": ((64, 3), (32, 3), (32, 3), (32, 3), POOL, (32, 3), (32, 3), (64, 3), POOL,
+             (64, 3), (64, 3), POOL, (128, 3), (256, 1), (64, 1), POOL, (64, 3)),
+}  # fmt: skip
+# The Caffe MNIST nets put BatchNorm on the first ten convs only.
+CAFFE_BATCHNORM_LAYERS = 10
+
+
+class SimpleNet(nn.Module):
+    def __init__(
+        self,
+        layers: Layers,
+        classes: int = 10,
+        in_channels: int = 1,
+        layout: Layout = "pytorch",
+        dropout: float = 0.0,
+        dropout_after: DropoutAfter = "pools",
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.05,
+    ) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        channels, conv_index = in_channels, 0
+        for position, layer in enumerate(layers):
+            if layer == POOL:
+                blocks.append(nn.MaxPool2d(2, ceil_mode=layout == "caffe"))
+                if dropout and dropout_after == "pools":
+                    blocks.append(nn.Dropout2d(dropout))
+                continue
+            width, kernel = layer
+            conv_index += 1
+            blocks.append(nn.Conv2d(channels, width, kernel, padding=kernel // 2))
+            if layout == "pytorch" or conv_index <= CAFFE_BATCHNORM_LAYERS:
+                blocks.append(nn.BatchNorm2d(width, eps=bn_eps, momentum=bn_momentum))
+            blocks.append(nn.ReLU(inplace=True))
+            followed_by_pool = position + 1 < len(layers) and layers[position + 1] == POOL
+            if dropout and dropout_after == "convs" and not followed_by_pool:
+                blocks.append(nn.Dropout2d(dropout))
+            channels = width
+        self.features = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(dropout if dropout_after == "pools" else 0.0)
+        self.classifier = nn.Linear(channels, classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d | nn.Linear):
+                gain = nn.init.calculate_gain("relu") if isinstance(module, nn.Conv2d) else 1.0
+                nn.init.xavier_uniform_(module.weight, gain=gain)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.features(images).amax(dim=(2, 3))  # global max pool
+        return self.classifier(self.dropout(features))
+
+
+class FastNet(nn.Sequential):
+    """The speed presets' net: conv-BN-ReLU blocks, a 2x2 max pool after each but the last, a
+    global max pool and a linear classifier. The first conv is 5x5 (a digit stroke in one
+    layer); convs carry no bias (BatchNorm has one). Its output is scaled down, as airbench
+    does, so the initial logits are small."""
+
+    def __init__(self, widths: tuple[int, ...], classes: int = 10, logit_scale: float = 0.125):
+        blocks: list[nn.Module] = []
+        channels = 1
+        for index, width in enumerate(widths):
+            kernel = 5 if index == 0 else 3
+            blocks += [nn.Conv2d(channels, width, kernel, padding=kernel // 2, bias=False),
+                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]  # fmt: skip
+            if index + 1 < len(widths):
+                blocks.append(nn.MaxPool2d(2))
+            channels = width
+        super().__init__(*blocks, nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+                         nn.Linear(channels, classes))  # fmt: skip
+        self.logit_scale = logit_scale
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return super().forward(images) * self.logit_scale
+
+
+FAST_WIDTHS: dict[str, tuple[int, ...]] = {"fast-tiny": (16, 32, 64), "fast-small": (32, 64, 128)}
+Model = Literal["standard", "slim", "fast-tiny", "fast-small"]
+MODELS: tuple[Model, ...] = get_args(Model)
+
+
+def build_model(
+    name: Model,
+    classes: int = 10,
+    layout: Layout = "pytorch",
+    dropout: float = 0.0,
+    dropout_after: DropoutAfter = "pools",
+    bn_eps: float = 1e-5,
+    bn_momentum: float = 0.05,
+) -> nn.Module:
+    if name in FAST_WIDTHS:
+        return FastNet(FAST_WIDTHS[name], classes)
+    return SimpleNet(SIMPLENET_LAYERS[name], classes, 1, layout, dropout, dropout_after,
+                     bn_eps, bn_momentum)  # fmt: skip
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
