@@ -1,0 +1,134 @@
+"""Guess-net's evaluation, which the source never ran ("TBU"): the same-size baseline vs focal
+loss (both forms) vs border training (both reserved-half forms), several seeds each; test
+accuracy overall and on the hard set, and the guess net's AUROC. Finished runs are reused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from guess_net.config import GuessNetConfig
+from guess_net.model import parameter_count
+from guess_net.train import build_model, train
+from mnistlab.study import Budget, Row, train_or_reuse
+
+ARMS: dict[str, dict] = {
+    "baseline": {},
+    "focal-lin": {"loss": "focal-lin"},
+    "focal-source": {"loss": "focal-source"},
+    "border-parallel": {"border": True},
+    "border-conditional": {"border": True, "reserved": "conditional"},
+}
+ARM_NOTES = {
+    "baseline": "every sample through both halves, cross-entropy",
+    "focal-lin": "Lin et al. focal loss, alpha 0.25, gamma 2, both halves",
+    "focal-source": "the source's focal loss: no alpha, normalised weights, gamma ramped to 2",
+    "border-parallel": "border training, reserved half = parallel encoder units",
+    "border-conditional": "border training, reserved half with z_mean-conditional BatchNorm",
+}
+METRICS = {  # summary key -> (unit, scale)
+    "test/acc1": ("test accuracy %", 100.0),
+    "test/hard_acc1": ("hard-set test accuracy %", 100.0),
+    "test/guess_auroc": ("guess-net test AUROC", 1.0),
+}
+
+
+def budget_settings(budget: Budget) -> tuple[GuessNetConfig, tuple[int, ...]]:
+    """quick: 3 epochs (2 + 1 routed) on 20,000 training samples, CPU minutes; full: the
+    source's 64 epochs on the whole training split (batch 128, not its 8)."""
+    if budget == "full":
+        return GuessNetConfig(epochs=64, tracker="none"), tuple(range(5))
+    return GuessNetConfig(epochs=3, train_samples=20_000, tracker="none"), tuple(range(5))
+
+
+def compare(base: GuessNetConfig, seeds: tuple[int, ...], folder: Path) -> dict:
+    results: dict[str, dict] = {}
+    for arm, options in ARMS.items():
+        cell: dict = {key: [] for key in (*METRICS, "test/routed")}
+        for seed in seeds:
+            config = dataclasses.replace(base, seed=seed, out_dir=folder / "runs",
+                                         run_name=f"{arm}-s{seed}", **options)  # fmt: skip
+            summary = train_or_reuse(train, config)
+            for key in cell:
+                cell[key].append(summary["metrics"][key])
+        cell["parameters"] = parameter_count(build_model(config, 10))
+        results[arm] = cell
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=2))
+    (folder / "table.md").write_text(markdown_table(results, base, seeds))
+    plot(results, folder / "compare.png")
+    return results
+
+
+def mean_std(values: list[float], scale: float = 1.0) -> str:
+    scaled = [scale * v for v in values]
+    spread = statistics.stdev(scaled) if len(scaled) > 1 else 0.0
+    return f"{statistics.fmean(scaled):.2f} ± {spread:.2f}"
+
+
+def markdown_table(results: dict, base: GuessNetConfig, seeds: tuple[int, ...]) -> str:
+    samples = base.train_samples or "all"
+    lines = [
+        f"MNIST, {base.epochs} epochs (border training: {base.phase1_epochs} + "
+        f"{base.epochs - base.phase1_epochs} routed), {samples} training samples, batch "
+        f"{base.batch_size}, mean ± std over seeds {list(seeds)}. Hard set: the "
+        f"{base.hard_fraction:.0%} of test samples a fixed logistic-regression reference gives "
+        "the lowest true-class probability.",
+        "",
+        "| arm | parameters | test acc % | hard-set acc % | guess AUROC | routed % (test) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm, cell in results.items():
+        lines.append(
+            f"| {arm} | {cell['parameters']:,} | {mean_std(cell['test/acc1'], 100)} | "
+            f"{mean_std(cell['test/hard_acc1'], 100)} | {mean_std(cell['test/guess_auroc'])} | "
+            f"{mean_std(cell['test/routed'], 100)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    plt.switch_backend("Agg")  # files only; no display needed
+    figure, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 4))
+    arms = list(results)
+    for ax, (key, (unit, scale)) in zip(axes, METRICS.items(), strict=True):
+        for i, arm in enumerate(arms):
+            values = [scale * v for v in results[arm][key]]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            ax.bar(i, statistics.fmean(values), yerr=spread, capsize=3, color=f"C{i}", alpha=0.6)
+            ax.plot([i] * len(values), values, "k.", markersize=4)
+        ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
+        ax.set_title(unit)
+        low = min(scale * min(results[a][key]) for a in arms)
+        high = max(scale * max(results[a][key]) for a in arms)
+        margin = max(high - low, 1e-3 * scale)
+        ax.set_ylim(low - margin, high + 0.5 * margin)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def reproduce(budget: Budget, folder: Path) -> list[Row]:
+    """The source published no numbers, so every row is 'not comparable'."""
+    base, seeds = budget_settings(budget)
+    results = compare(base, seeds, folder)
+    command = f"uv run report --budget {budget} --studies guess-net"
+    return [
+        Row(
+            setting=f"{arm}: {unit}",
+            values=[scale * v for v in results[arm][key]],
+            unit=unit,
+            source=None,
+            source_ref="detshawn/dendric-relu README: evaluation 'TBU'",
+            tolerance=0.0,
+            higher_is_better=True,
+            command=command,
+            note=ARM_NOTES[arm],
+        )  # fmt: skip
+        for arm in ARMS
+        for key, (unit, scale) in METRICS.items()
+    ]
