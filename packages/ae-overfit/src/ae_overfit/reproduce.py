@@ -19,11 +19,12 @@ SOURCE_REF = "2019 question 'has anyone managed to overfit an MNIST autoencoder?
 QUESTION = AEConfig(hidden=(256, 256), latent=32, tracker="none")
 # quick: minutes on a 2-core CPU, so subsets and epoch caps; full: all 55,000 training images.
 QUICK_QUESTION = dataclasses.replace(QUESTION, train_samples=5000, val_size=1000, epochs=10)
-QUICK_SEARCH = SearchConfig(max_runs=4, train=AEConfig(
-    hidden=(16,), latent=2, train_samples=2000, val_size=1000, batch_size=64, epochs=20,
+QUICK_SEARCH = SearchConfig(max_runs=3, train=AEConfig(
+    hidden=(64,), latent=8, train_samples=2000, val_size=500, batch_size=32, epochs=20,
     tracker="none"))  # fmt: skip
 QUICK_MEMORISE = MemoriseConfig(sizes=(1000, 300, 100), steps=1500, train=AEConfig(
-    hidden=(256,), latent=32, val_size=1000, batch_size=32, tracker="none"))  # fmt: skip
+    hidden=(256,), latent=32, val_size=256, batch_size=32, converge_tolerance=0.0,
+    tracker="none"))  # fmt: skip
 FULL_SEARCH = SearchConfig(train=QUESTION)
 FULL_MEMORISE = MemoriseConfig()
 

@@ -124,7 +124,7 @@ def markdown_table(steps: list[dict], caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_excess(steps: list[dict], path: Path, x: str = "params", title: str = "") -> None:
+def plot_excess(steps: list[dict], path: Path, x: str, title: str) -> None:
     """Train and test excess BCE against `x` (params or train_samples), log-scaled."""
     plt.switch_backend("Agg")  # files only; no display needed
     figure, ax = plt.subplots(figsize=(6, 4))
@@ -149,13 +149,18 @@ def write_results(steps: list[dict], folder: Path, config: SearchConfig) -> None
                f"images, Adam lr {t.lr}, batch {t.batch_size}, seed {t.seed}, each step until "
                f"the loss changed < {100 * t.converge_tolerance:g}% for {t.converge_window} "
                f"epochs or {t.epochs} epochs. BCE in nats per image; excess = BCE − floor.")  # fmt: skip
-    table = markdown_table(steps, caption)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "search.md").write_text(table)
-    (folder / "search.json").write_text(json.dumps(steps, indent=2))
-    plot_excess(steps, folder / "search.png", title="the question's rule, step by step")
+    save_experiment(folder / "search", markdown_table(steps, caption), steps, "params",
+                    "the question's rule, step by step")  # fmt: skip
+
+
+def save_experiment(stem: Path, table: str, records: list[dict], x: str, title: str) -> None:
+    """STEM.md (the table), STEM.json (the records) and STEM.png (excess against `x`)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".md").write_text(table)
+    stem.with_suffix(".json").write_text(json.dumps(records, indent=2))
+    plot_excess(records, stem.with_suffix(".png"), x, title)
     print(table)
-    print(f"written: {folder / 'search.md'}, {folder / 'search.png'}")
+    print(f"written: {stem}.md, {stem}.png")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
