@@ -16,8 +16,9 @@ import torch.nn.functional as F
 import tyro
 from PIL import Image, UnidentifiedImageError
 
-from mnistlab.cli import UsageError, parse_config, run_main
+from mnistlab.cli import UsageError, parse_config
 from mnistlab.data import load_split
+from mnistlab.runtime import guarded_main
 from rmdl.ensemble import ENSEMBLE_DIR, INDEX_FILE, load_ensemble, vote, voters
 from rmdl.members import IMAGE_SIZE, Member
 
@@ -109,7 +110,7 @@ def predict(config: PredictConfig) -> dict[str, torch.Tensor]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_main(lambda: predict(parse_config(PredictConfig, argv, __doc__ or "")))
+    guarded_main(lambda: predict(parse_config(PredictConfig, argv, __doc__ or "")))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
 from mnistlab.study import Budget, Row, train_or_reuse
 from rmdl.config import RmdlConfig
@@ -100,8 +100,8 @@ def write_table(folder: Path, budget: Budget, per_seed: dict[int, dict], members
 
 
 def plot(folder: Path, per_seed: dict[int, dict]) -> None:
-    plt.switch_backend("Agg")  # files only; no display needed
-    figure, ax = plt.subplots(figsize=(5.5, 3.8))
+    figure = Figure(figsize=(5.5, 3.8))
+    ax = figure.subplots()
     for seed, results in per_seed.items():
         sizes = list(results)
         ax.plot(sizes, [results[s]["vote"] for s in sizes], "o-", label=f"majority vote, s{seed}")
@@ -116,7 +116,6 @@ def plot(folder: Path, per_seed: dict[int, dict]) -> None:
     ax.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(folder / "error_vs_members.png", dpi=120)
-    plt.close(figure)
 
 
 def reproduce(budget: Budget, folder: Path) -> list[Row]:

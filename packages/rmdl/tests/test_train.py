@@ -1,0 +1,109 @@
+"""RMDL end to end: a small ensemble learns, its members are rebuilt from their saved specs and
+give the saved predictions, `predict` classifies the test split and PNGs, two processes train
+the same ensemble as one, bad --members values are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from mnistlab.data import load_split
+from rmdl.ensemble import ENSEMBLE_DIR, PREDICTIONS_FILE, load_member, vote, voters
+from rmdl.predict import PredictConfig, member_probabilities, predict
+from rmdl.study import STUDY
+
+SMALL = ["--members", "2,1,1", "--dnn-layers", "1", "2", "--dnn-units", "64", "128",
+         "--cnn-blocks", "3", "3", "--cnn-filters", "8", "16", "--cnn-dense", "32",
+         "--rnn-units", "16", "32", "--train-samples", "4096", "--val-size", "512",
+         "--epochs", "2", "--tracker", "none"]  # fmt: skip
+# One thread per process: results are then bit-identical between 1 and 2 processes.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
+              "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+
+
+def train_cli(launcher: list[str], out_dir: Path, name: str, data_dir: Path) -> dict:
+    args = [*SMALL, "--out-dir", str(out_dir), "--run-name", name, "--data-dir", str(data_dir)]
+    done = subprocess.run([*launcher, "-m", "rmdl", *args], capture_output=True, text=True,
+                          timeout=600, env=ONE_THREAD)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out_dir / "rmdl" / name / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def one_process(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """2 epochs of 4096 samples: two DNNs, a CNN and an RNN (which stays dead this short)."""
+    return train_cli([sys.executable], tmp_path_factory.mktemp("runs"), "one", data_dir)
+
+
+def test_small_ensemble_learns_and_reports_both_votes(one_process: dict) -> None:
+    metrics = one_process["metrics"]
+    assert metrics["members"] == 4
+    assert metrics["test/vote/acc1"] >= 0.85 and metrics["test/average/acc1"] >= 0.85
+    assert metrics["test/vote/acc1"] >= metrics["test/best_member/acc1"] - 0.01
+    index = json.loads((Path(one_process["run_dir"]) / ENSEMBLE_DIR / "ensemble.json").read_text())
+    assert [row["name"] for row in index["members"]] == ["dnn-0", "dnn-1", "cnn-0", "rnn-0"]
+    dead = [row["dead"] for row in index["members"]]
+    assert dead == [row["val_acc1"] <= index["dead_below"] for row in index["members"]]
+    assert metrics["dead_members"] == sum(dead)
+
+
+def test_members_rebuilt_from_their_specs_give_the_saved_predictions(one_process, data_dir):
+    folder = Path(one_process["run_dir"]) / ENSEMBLE_DIR
+    saved = torch.load(folder / PREDICTIONS_FILE)
+    test = load_split("mnist", "test", data_dir)
+    images = test.images.float() / 255.0
+    for position, name in enumerate(["dnn-0", "dnn-1", "cnn-0", "rnn-0"]):
+        rebuilt = member_probabilities([load_member(folder, name)], images)[0]
+        torch.testing.assert_close(rebuilt, saved["test_probabilities"][position])
+        assert torch.equal(rebuilt.argmax(1), saved["test_probabilities"][position].argmax(1))
+
+
+def test_predict_classifies_the_test_split_and_pngs(one_process, data_dir, tmp_path, capsys):
+    run_dir = Path(one_process["run_dir"])
+    saved = torch.load(run_dir / ENSEMBLE_DIR / PREDICTIONS_FILE)
+    index = json.loads((run_dir / ENSEMBLE_DIR / "ensemble.json").read_text())
+    alive = voters(torch.tensor([row["val_acc1"] for row in index["members"]]), index["dead_below"])
+    expected = vote(saved["test_probabilities"], alive)
+    out = tmp_path / "test.csv"
+    result = predict(PredictConfig(run_dir, out=out, data_dir=data_dir))
+    assert torch.equal(result["vote"], expected["vote"])
+    assert len(out.read_text().splitlines()) == 1 + 10_000
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    test = load_split("mnist", "test", data_dir)
+    for i in range(5):
+        Image.fromarray(test.images[i, 0].numpy()).save(folder / f"{i}.png")
+    capsys.readouterr()
+    result = predict(PredictConfig(run_dir, images=folder))
+    assert torch.equal(result["vote"], expected["vote"][:5])
+    assert torch.equal(result["members"], saved["test_probabilities"][:, :5].argmax(dim=2))
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 5
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_same_ensemble_as_one(one_process, data_dir, tmp_path):
+    """Each process trains its own members (0 and 2, or 1 and 3) on all the data; the result is
+    bit-identical to one process."""
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                "--dynamo_backend", "no", "--main_process_port", "29533"]  # fmt: skip
+    two = train_cli(launcher, tmp_path, "two", data_dir)
+    assert two["world_size"] == 2 and two["ranks_agree"]
+    assert two["fingerprint"] == one_process["fingerprint"]
+    assert two["metrics"] == one_process["metrics"]
+
+
+@pytest.mark.parametrize("members", ["3,3", "0,0,0", "1,x,1", "-1,2,2", "1000,0,0"])
+def test_bad_members_exit_2_with_one_line(members: str, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        STUDY.main(["--members", members, "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())
