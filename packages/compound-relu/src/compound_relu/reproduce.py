@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import statistics
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,10 +42,10 @@ T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
 
 def budget_config(budget: Budget) -> CompoundConfig:
-    """quick: 1 epoch on 12k samples, small MLPs (minutes on 2 CPU cores for 50 runs);
+    """quick: 3 epochs on 12k samples, small MLPs (minutes on 2 CPU cores for 50 runs);
     full: width 256, 3 hidden layers, 20 epochs on the whole training split."""
     if budget == "quick":
-        return CompoundConfig(width=64, depth=2, epochs=1, train_samples=12_000, tracker="none")
+        return CompoundConfig(width=64, depth=2, epochs=3, train_samples=12_000, tracker="none")
     return CompoundConfig(width=256, depth=3, epochs=20, tracker="none")
 
 
@@ -59,14 +60,13 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
 
 
 def decide(mean: float, half_width: float) -> str:
+    """Direction when the 95% interval excludes 0; size when it lies within ±MARGIN_PP."""
     low, high = mean - half_width, mean + half_width
-    if low >= -MARGIN_PP and high <= MARGIN_PP:
-        return f"within ±{MARGIN_PP} pp"
-    if low > 0:
-        return "higher"
-    if high < 0:
-        return "lower"
-    return "undecided"
+    small = low >= -MARGIN_PP and high <= MARGIN_PP
+    if low > 0 or high < 0:
+        direction = "higher" if low > 0 else "lower"
+        return f"{direction}, by < {MARGIN_PP} pp" if small else direction
+    return f"equal within ±{MARGIN_PP} pp" if small else "inconclusive"
 
 
 def run_arms(base: CompoundConfig, folder: Path) -> dict[str, dict[str, list[dict]]]:
@@ -103,8 +103,9 @@ def markdown_table(summaries: dict, base: CompoundConfig, budget: Budget) -> str
                f"{base.hypo_fraction}, T {base.threshold}, chunk {base.chunk}")  # fmt: skip
     lines = [
         f"Budget `{budget}` ({setting}); seeds {list(SEEDS)}; test accuracy % mean ± std; "
-        "Δ: paired by seed, mean ± 95% t interval; 'within' means the whole interval lies "
-        f"within ±{MARGIN_PP} pp.",
+        "Δ: paired by seed, mean ± 95% t interval; higher / lower: the interval excludes 0; "
+        f"'by < {MARGIN_PP} pp' / 'equal within': the whole interval lies within ±{MARGIN_PP} "
+        "pp; inconclusive: neither.",
         "",
         "| dataset | arm | width | parameters | test accuracy % | Δ vs plain (pp) | "
         "Δ vs residual (pp) |",
@@ -152,7 +153,7 @@ def plot(summaries: dict, path: Path) -> None:
             ax.bar(i, statistics.fmean(values), 0.6, yerr=statistics.stdev(values), capsize=4,
                    color="tab:orange" if i >= 2 else "tab:blue", alpha=0.6)  # fmt: skip
             ax.plot([i] * len(values), values, "k.", markersize=4)
-        ax.set_xticks(range(len(arms)), [a.replace(", ", "\n") for a in arms], fontsize=7)
+        ax.set_xticks(range(len(arms)), [textwrap.fill(a, 14) for a in arms], fontsize=7)
         ax.set_ylabel("test accuracy (%)")
         low = min(min(accuracy(r)) for r in arms.values())
         high = max(max(accuracy(r)) for r in arms.values())
