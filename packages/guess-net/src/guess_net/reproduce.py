@@ -38,11 +38,11 @@ METRICS = {  # summary key -> (unit, scale)
 
 
 def budget_settings(budget: Budget) -> tuple[GuessNetConfig, tuple[int, ...]]:
-    """quick: 3 epochs (2 + 1 routed) on 20,000 training samples, CPU minutes; full: the
+    """quick: 3 epochs (2 + 1 routed) on 15,000 training samples, CPU minutes; full: the
     source's 64 epochs on the whole training split (batch 128, not its 8)."""
     if budget == "full":
         return GuessNetConfig(epochs=64, tracker="none"), tuple(range(5))
-    return GuessNetConfig(epochs=3, train_samples=20_000, tracker="none"), tuple(range(5))
+    return GuessNetConfig(epochs=3, train_samples=15_000, tracker="none"), tuple(range(5))
 
 
 def compare(base: GuessNetConfig, seeds: tuple[int, ...], folder: Path) -> dict:
