@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from mirror_symmetry.sim import OUTCOMES, PATTERNS, Simulation, Snapshot, outcome_counts
 from mirror_symmetry.solution import solution_shape
@@ -48,7 +48,7 @@ def summarize(sim: Simulation) -> dict[str, Any]:
     runs = sim.setup.runs
     final_counts = outcome_counts(sim.final_correct)
     ever_solved = sim.solved_at >= 0
-    times = sim.solved_at[ever_solved].tolist()
+    times = sim.solved_at[ever_solved]
     solved = sim.final_correct == PATTERNS
     shape = solution_shape(sim.final)
     n_solved = int(solved.sum())
@@ -60,7 +60,7 @@ def summarize(sim: Simulation) -> dict[str, Any]:
             name: rate(count, runs) for name, count in zip(OUTCOMES, final_counts, strict=True)
         },
         "reached_1.0_at_some_sweep": rate(len(times), runs),
-        "sweeps_to_1.0": _spread(times) if times else None,
+        "sweeps_to_1.0": _spread(times) if len(times) else None,
         "solved_weights": {
             criterion: rate(int((mask & solved).sum()), n_solved) if n_solved else None
             for criterion, mask in (
@@ -84,9 +84,20 @@ def summarize(sim: Simulation) -> dict[str, Any]:
     }
 
 
-def _spread(values: list[int]) -> dict[str, float]:
-    low, median, high = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
-    return {"median": median, "q25": low, "q75": high, "min": min(values), "max": max(values)}
+def _spread(values: Tensor) -> dict[str, float]:
+    """Median, quartiles (statistics.quantiles' exclusive method), min and max of int values,
+    on the tensor rather than on a Python list of every network."""
+    ordered = values.sort().values
+    count = len(ordered)
+    quartiles = [float(ordered[0])] * 3
+    if count > 1:
+        for index, i in enumerate((1, 2, 3)):
+            j = min(max(i * (count + 1) // 4, 1), count - 1)
+            delta = i * (count + 1) - 4 * j
+            quartiles[index] = (int(ordered[j - 1]) * (4 - delta) + int(ordered[j]) * delta) / 4
+    low, median, high = quartiles
+    return {"median": median, "q25": low, "q75": high, "min": int(ordered[0]),
+            "max": int(ordered[-1])}  # fmt: skip
 
 
 def describe(metrics: dict[str, Any]) -> str:

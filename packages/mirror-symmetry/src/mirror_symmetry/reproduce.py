@@ -21,7 +21,15 @@ from torch import nn
 
 from mirror_symmetry.config import DTYPES, SimulationOptions
 from mirror_symmetry.report import snapshot_metrics, summarize
-from mirror_symmetry.sim import PATTERNS, Reduction, Setup, Simulation, simulate
+from mirror_symmetry.sim import (
+    PATTERNS,
+    Reduction,
+    Setup,
+    Simulation,
+    check_simulation_memory,
+    kept_bytes,
+    simulate,
+)
 from mnistlab.cli import parse_config
 from mnistlab.config import RunConfig, require
 from mnistlab.runtime import Run, guarded_main
@@ -140,38 +148,53 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     return rows
 
 
+def table_setups(config: ReproduceConfig) -> list[tuple[Variant, Setup]]:
+    """Each selected variant with each loss reduction, sized by --runs and --max-steps."""
+    setups = []
+    for variant in (v for v in VARIANTS if v.name in config.variants):
+        sweeps = variant.setup.sweeps
+        if config.max_steps is not None:
+            sweeps = min(sweeps, config.max_steps)
+        for reduction in REDUCTIONS:
+            setup = dataclasses.replace(
+                variant.setup, runs=config.runs, sweeps=sweeps, loss_reduction=reduction
+            )
+            setups.append((variant, setup))
+    return setups
+
+
 def reproduce_table(config: ReproduceConfig) -> None:
     run = Run(config)
+    setups = table_setups(config)
+    kept = 0  # every finished simulation is kept for the table and the figure
+    for _, setup in setups:
+        check_simulation_memory(
+            setup, DTYPES[config.dtype], config.backend, config.log_every, run.device, kept
+        )
+        kept += kept_bytes(setup, config.log_every)
     run.prepare()
     rows: list[dict[str, Any]] = []
     finals = nn.ModuleDict()
     simulations: dict[str, Simulation] = {}
-    for variant in (v for v in VARIANTS if v.name in config.variants):
-        for reduction in REDUCTIONS:
-            key = f"{variant.name}/{reduction}"
-            sweeps = variant.setup.sweeps
-            if config.max_steps is not None:
-                sweeps = min(sweeps, config.max_steps)
-            setup = dataclasses.replace(
-                variant.setup, runs=config.runs, sweeps=sweeps, loss_reduction=reduction
-            )
-            run.print(f"{key}: {config.runs} networks x {sweeps} sweeps")
-            sim = simulate(
-                setup,
-                seed=config.seed,
-                device=run.device,
-                dtype=DTYPES[config.dtype],
-                backend=config.backend,
-                record_every=config.log_every,
-                warn=run.print,
-            )
-            metrics = summarize(sim)
-            final = snapshot_metrics(sim.history[-1])
-            run.log({f"{key}/{name}": value for name, value in final.items()}, len(rows))
-            rows.append({"variant": variant.name, "loss_reduction": reduction, **metrics})
-            finals[f"{variant.name}_{reduction}"] = sim.final
-            simulations[key] = sim
-            run.print(f"  {row_line(variant, rows[-1])}")
+    for variant, setup in setups:
+        key = f"{variant.name}/{setup.loss_reduction}"
+        run.print(f"{key}: {config.runs} networks x {setup.sweeps} sweeps")
+        sim = simulate(
+            setup,
+            seed=config.seed,
+            device=run.device,
+            dtype=DTYPES[config.dtype],
+            backend=config.backend,
+            record_every=config.log_every,
+            warn=run.print,
+        )
+        metrics = summarize(sim)
+        final = snapshot_metrics(sim.history[-1])
+        run.log({f"{key}/{name}": value for name, value in final.items()}, len(rows))
+        rows.append({"variant": variant.name, "loss_reduction": setup.loss_reduction, **metrics})
+        finals[f"{variant.name}_{setup.loss_reduction}"] = sim.final
+        simulations[key] = sim
+        run.print(f"  {row_line(variant, rows[-1])}")
     table = markdown_table(rows, config)
     if run.is_main:
         (run.run_dir / "table.md").write_text(table)

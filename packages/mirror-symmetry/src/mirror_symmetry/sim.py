@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from mnistlab.batches import derive_seed
 from mnistlab.cli import UsageError
 from mnistlab.config import require
+from mnistlab.runtime import check_memory
 
 if TYPE_CHECKING:
     from mirror_symmetry.kernel import FusedSweeps
@@ -49,6 +50,9 @@ Init = Literal["uniform", "torch"]
 # of this: for a partial block of runs ATen and MKL take other code paths (vector tails, small
 # GEMM kernels) that round float32 differently, which would make a run's last bits depend on N.
 RUN_BLOCK = 64
+# Initial weights are drawn for this many networks per generator: one generator per network made
+# start-up a Python loop over networks.
+INIT_BLOCK = 4096
 
 # Final accuracies the study counts separately ("other" is everything else).
 OUTCOMES = ("1.0", "0.875", "0.5", "other")
@@ -178,19 +182,19 @@ class MirrorNets(nn.Module):
 
 
 def initial_theta(runs: int, seed: int, init: Init, init_range: float) -> Tensor:
-    """Initial weights [17, runs] (float64, CPU). Run k draws from its own generator, seeded from
-    (seed, k) only, so a run starts the same whatever N is and whichever runs sit beside it."""
-    draws = torch.stack(
-        [
-            torch.rand(
-                PARAMETERS,
-                generator=torch.Generator().manual_seed(derive_seed("mirror-init", seed, run)),
-                dtype=torch.float64,
-            )
-            for run in range(runs)
-        ],
-        dim=1,
-    )
+    """Initial weights [17, runs] (float64, CPU). Networks are drawn in blocks of INIT_BLOCK, each
+    block from its own generator seeded from (seed, block) only, so network k starts the same
+    whatever N is and whichever networks sit beside it."""
+    theta = torch.empty(PARAMETERS, runs, dtype=torch.float64)
+    for block, start in enumerate(range(0, runs, INIT_BLOCK)):
+        generator = torch.Generator().manual_seed(derive_seed("mirror-init", seed, block))
+        width = min(INIT_BLOCK, runs - start)
+        for row in theta[:, start : start + width]:
+            if width == INIT_BLOCK:
+                torch.rand(INIT_BLOCK, generator=generator, dtype=torch.float64, out=row)
+            else:  # the last block draws whole rows too, so a network's draws do not depend on N
+                draws = torch.rand(INIT_BLOCK, generator=generator, dtype=torch.float64)
+                row.copy_(draws[:width])
     if init == "uniform":
         bound = torch.full((PARAMETERS,), init_range, dtype=torch.float64)
     else:  # nn.Linear: kaiming_uniform_(a=sqrt(5)) and its bias rule both give 1/sqrt(fan_in)
@@ -201,7 +205,7 @@ def initial_theta(runs: int, seed: int, init: Init, init_range: float) -> Tensor
                 torch.full((PARAMETERS - first_layer,), 1 / math.sqrt(HIDDEN), dtype=torch.float64),
             ]
         )
-    return (2 * draws - 1) * bound[:, None]
+    return theta.mul_(2).sub_(1).mul_(bound[:, None])
 
 
 # -- forward and backward --------------------------------------------------------------------
@@ -498,6 +502,58 @@ def start_sweeps(
     return TorchSweeps(setup, task, theta, state, solved_at, compile=False), "eager"
 
 
+# Peak memory, measured with `train` (float32, 30 sweeps, 100,000 and 400,000 networks) and
+# rounded up: about 820 bytes per network with the kernel (initial draws in float64, weights,
+# optimizer state, final copies, the solution summary); torch sweeps add [64, N] per-pattern
+# tensors, about 13 of them alive at once in an eager sweep.
+BYTES_PER_NETWORK = 1024
+TORCH_PATTERN_TENSORS = 16
+BYTES_PER_RECORD = 1024  # a Snapshot in the history, its metrics line and its plotted points
+# What a finished Simulation keeps per network: final weights, correct patterns, solved_at.
+KEPT_BYTES_PER_NETWORK = PARAMETERS * 8 + 16
+
+
+def padded_runs(runs: int) -> int:
+    return -(-runs // RUN_BLOCK) * RUN_BLOCK
+
+
+def records(setup: Setup, record_every: int) -> int:
+    return setup.sweeps // record_every + 2
+
+
+def peak_bytes(setup: Setup, dtype: torch.dtype, backend: Backend, record_every: int) -> int:
+    """Estimated peak memory of `simulate` (auto counts as the kernel: a fallback re-checks)."""
+    per_network = BYTES_PER_NETWORK
+    if backend in ("compile", "eager"):
+        per_network += TORCH_PATTERN_TENSORS * PATTERNS * dtype.itemsize
+    return padded_runs(setup.runs) * per_network + records(setup, record_every) * BYTES_PER_RECORD
+
+
+def kept_bytes(setup: Setup, record_every: int) -> int:
+    """Memory a finished Simulation holds on to."""
+    return setup.runs * KEPT_BYTES_PER_NETWORK + records(setup, record_every) * BYTES_PER_RECORD
+
+
+def check_simulation_memory(
+    setup: Setup,
+    dtype: torch.dtype,
+    backend: Backend,
+    record_every: int,
+    device: torch.device | str,
+    kept: int = 0,
+) -> None:
+    """Refuse, in one line, a simulation that cannot fit (beside `kept` bytes of earlier ones)
+    before anything is allocated."""
+    needed = peak_bytes(setup, dtype, backend, record_every) + kept
+    history = records(setup, record_every) * BYTES_PER_RECORD
+    check_memory(
+        needed,
+        f"--runs {setup.runs} x --sweeps {setup.sweeps} (backend {backend})",
+        "raise --log-every or lower --sweeps" if history > needed / 2 else "lower --runs",
+        torch.device(device),
+    )
+
+
 def simulate(
     setup: Setup,
     *,
@@ -518,8 +574,9 @@ def simulate(
     setup.check()
     device = torch.device(device)
     check_backend(backend, device, dtype)
+    check_simulation_memory(setup, dtype, backend, record_every, device)
     runs = setup.runs
-    padded = -(-runs // RUN_BLOCK) * RUN_BLOCK
+    padded = padded_runs(runs)
     task = Task.build(setup, device, dtype)
     theta = initial_theta(padded, seed, setup.init, setup.init_range).to(device, dtype)
     state = tuple(torch.zeros_like(theta) for _ in range(STATE_TENSORS[setup.optimizer]))

@@ -6,7 +6,13 @@ import dataclasses
 
 from mirror_symmetry.config import MirrorConfig
 from mirror_symmetry.report import describe, plot_outcomes, snapshot_metrics, summarize
-from mirror_symmetry.sim import PATTERNS, Simulation, setup_of, simulate
+from mirror_symmetry.sim import (
+    PATTERNS,
+    Simulation,
+    check_simulation_memory,
+    setup_of,
+    simulate,
+)
 from mirror_symmetry.solution import plot_network, solution_shape, typical_network
 from mnistlab.runtime import Run
 
@@ -19,8 +25,10 @@ DESCRIPTION = (
 
 def train(config: MirrorConfig) -> dict:
     run = Run(config)
-    run.prepare()
     setup = dataclasses.replace(setup_of(config), sweeps=config.sweeps_to_run)
+    # Refused before the run folder exists.
+    check_simulation_memory(setup, config.torch_dtype, config.backend, config.log_every, run.device)
+    run.prepare()
     sim = simulate(
         setup,
         seed=config.seed,
@@ -35,8 +43,13 @@ def train(config: MirrorConfig) -> dict:
     if run.is_main:
         metrics["figures"] = write_figures(sim, run)
     run.print(describe(metrics))
-    return run.finish(metrics, sim.final, steps=setup.sweeps, seconds=sim.seconds,
-                      samples=setup.runs * setup.sweeps * PATTERNS)  # pattern presentations
+    return run.finish(
+        metrics,
+        sim.final,
+        steps=setup.sweeps,
+        seconds=sim.seconds,
+        samples=setup.runs * setup.sweeps * PATTERNS,
+    )  # pattern presentations
 
 
 def write_figures(sim: Simulation, run: Run) -> dict[str, str | int | None]:

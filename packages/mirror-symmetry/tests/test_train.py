@@ -1,18 +1,19 @@
-"""The commands end to end: train, reproduce, and their one-line refusals of bad options."""
+"""The commands end to end: train, the reproduction (table and report rows), and what the\nrefusals say (the shared suite checks that they exit 2 with one line)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import re
 
 import pytest
 
-from mirror_symmetry import cli, reproduce
+from mirror_symmetry.reproduce import ReproduceConfig, reproduce, reproduce_table
+from mirror_symmetry.reproduce import main as reproduce_main
+from mirror_symmetry.study import STUDY
 
 
 def test_train_writes_summary_metrics_and_figures(tmp_path):
-    cli.main(
+    STUDY.main(
         [
             "--runs", "48",
             "--sweeps", "1425",
@@ -47,53 +48,37 @@ def test_train_writes_summary_metrics_and_figures(tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    ("argv", "flag"),
-    [
-        (["--lr", "-1"], "--lr"),
-        (["--momentum", "1.5"], "--momentum"),
-        (["--runs", "0"], "--runs"),
-        (["--symmetric-weight", "0"], "--symmetric-weight"),
-        (["--activation", "swish"], "--activation"),
-        (["--resume", "latest"], "--resume"),
-        (["--mixed-precision", "bf16"], "--mixed-precision"),
-        (["--backend", "kernel", "--dtype", "float64"], "--backend"),
-        (["--backend", "fast"], "--backend"),
-    ],
-)
-def test_bad_options_exit_2_with_one_line(argv, flag, capsys, tmp_path):
+@pytest.mark.parametrize("argv", STUDY.bad_args, ids=" ".join)
+def test_each_refusal_names_its_flag(argv, capsys, tmp_path):
+    """The shared suite checks that these exit 2 with one line; the line must name the flag."""
     with pytest.raises(SystemExit) as exit_:
-        cli.main([*argv, "--tracker", "none", "--out-dir", str(tmp_path)])
+        STUDY.main([*argv, "--tracker", "none", "--out-dir", str(tmp_path)])
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("error: ") and "\n" not in error
-    assert flag in error
-    assert not (tmp_path / "mirror-symmetry").exists()
+    assert argv[0] in error
 
 
-def test_python_dash_m_refuses_a_bad_option_with_exit_code_2():
-    result = subprocess.run(
-        [sys.executable, "-m", "mirror_symmetry", "--init-range", "-0.3"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_a_size_that_cannot_fit_is_refused_with_the_estimate_and_the_limit(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        STUDY.main(["--runs", "1000000000", "--out-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert re.fullmatch(
+        r"error: --runs 1000000000 x --sweeps 1425 \(backend auto\) needs about 9\d\d\.\d GiB "
+        r"but [\d.]+ GiB is available; lower --runs",
+        error,
     )
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0
-    assert "--init-range" in result.stderr
+    with pytest.raises(SystemExit):
+        STUDY.main(["--runs", "64", "--sweeps", "1000000000", "--log-every", "1"])
+    assert capsys.readouterr().err.strip().endswith("raise --log-every or lower --sweeps")
 
 
 def test_reproduce_writes_a_table_for_each_variant_and_reduction(tmp_path):
-    reproduce.main(
-        [
-            "--runs", "8",
-            "--max-steps", "30",
-            "--variants", "paper", "silu",
-            "--backend", "eager",
-            "--tracker", "none",
-            "--out-dir", str(tmp_path),
-            "--run-name", "table",
-        ]
+    reproduce_table(
+        ReproduceConfig(
+            runs=8, max_steps=30, variants=("paper", "silu"), backend="eager", tracker="none",
+            out_dir=tmp_path, run_name="table",
+        )
     )  # fmt: skip
     run_dir = tmp_path / "mirror-symmetry" / "table"
     table = (run_dir / "table.md").read_text().splitlines()
@@ -115,6 +100,18 @@ def test_reproduce_writes_a_table_for_each_variant_and_reduction(tmp_path):
 
 def test_reproduce_refuses_an_unknown_variant(capsys):
     with pytest.raises(SystemExit) as exit_:
-        reproduce.main(["--variants", "adam", "--tracker", "none"])
+        reproduce_main(["--variants", "adam", "--tracker", "none"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().startswith("error: ")
+
+
+def test_quick_reproduction_gives_a_row_per_variant_and_loss_and_reuses_its_table(tmp_path):
+    rows = reproduce("quick", tmp_path)
+    assert len(rows) == 12
+    for row in rows:
+        row.check()
+        assert 0 <= row.values[0] <= 100 and row.tolerance > 0
+    compared = [row for row in rows if row.source is not None]
+    assert len(compared) == 5 and all("loss mean" in row.setting for row in compared)
+    assert (tmp_path / "solved_over_time.png").is_file()
+    assert reproduce("quick", tmp_path) == rows  # read back from results.json, not recomputed
