@@ -21,7 +21,7 @@ import torch
 
 from mnistlab.cli import first_line, parse_config
 from mnistlab.config import require
-from mnistlab.dispatch import load_studies
+from mnistlab.dispatch import installed_studies, load_study
 from mnistlab.runtime import guarded_main
 from mnistlab.study import Budget, Row, Study
 
@@ -44,7 +44,7 @@ class ReportConfig:
     again: bool = False
     """Recompute studies whose rows already exist (their finished runs are still reused)."""
 
-    def selected(self, installed: dict[str, Study]) -> list[str]:
+    def selected(self, installed: dict[str, str]) -> list[str]:
         names = [s.strip() for s in self.studies.split(",") if s.strip()] or sorted(installed)
         unknown = [n for n in names if n not in installed]
         require(not unknown, f"--studies: unknown {', '.join(unknown)}; installed: "
@@ -64,16 +64,18 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
 
 
-def reproduce_study(study: Study, budget: Budget, folder: Path, again: bool) -> list[dict]:
-    """The study's rows (as JSON dicts), reused when already computed; a failure is one row."""
+def reproduce_study(name: str, budget: Budget, folder: Path, again: bool) -> list[dict]:
+    """The study's rows (as JSON dicts), reused when already computed; a failure (even of
+    importing the study) is one row, and the report goes on."""
     rows_path = folder / ROWS
     if rows_path.is_file() and not again:
-        print(f"[{study.name}] reusing {rows_path}", flush=True)
+        print(f"[{name}] reusing {rows_path}", flush=True)
         return json.loads(rows_path.read_text())
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"[{study.name}] reproducing at budget {budget} in {folder}", flush=True)
+    print(f"[{name}] reproducing at budget {budget} in {folder}", flush=True)
     started = time.perf_counter()
     try:
+        study: Study = load_study(name)
         rows = study.reproduce(budget, folder)
         for row in rows:
             row.check()
@@ -81,12 +83,12 @@ def reproduce_study(study: Study, budget: Budget, folder: Path, again: bool) -> 
             raise ValueError("the reproduction returned no rows")
     except (Exception, SystemExit) as exc:
         traceback.print_exc()
-        print(f"[{study.name}] failed: {first_line(exc)}", flush=True)
+        print(f"[{name}] failed: {first_line(exc)}", flush=True)
         return [{"setting": "(reproduction failed)", "error": first_line(exc)}]
     minutes = (time.perf_counter() - started) / 60
     payload = [{**dataclasses.asdict(r), "minutes": round(minutes, 2)} for r in rows]
     rows_path.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"[{study.name}] {len(rows)} rows in {minutes:.1f} min", flush=True)
+    print(f"[{name}] {len(rows)} rows in {minutes:.1f} min", flush=True)
     return payload
 
 
@@ -126,13 +128,12 @@ def markdown(results: dict[str, list[dict]], config: ReportConfig) -> str:
 
 
 def report(config: ReportConfig) -> Path:
-    installed = load_studies()
-    names = config.selected(installed)
+    names = config.selected(installed_studies())
     results: dict[str, list[dict]] = {}
     for i, name in enumerate(names, 1):
         print(f"== {i}/{len(names)} {name}", flush=True)
         folder = config.work_dir / config.budget / name
-        results[name] = reproduce_study(installed[name], config.budget, folder, config.again)
+        results[name] = reproduce_study(name, config.budget, folder, config.again)
     config.out.write_text(markdown(results, config))
     print(f"report written: {config.out.resolve()}", flush=True)
     return config.out

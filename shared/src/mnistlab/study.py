@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mnistlab.config import RunConfig
+from mnistlab.cli import UsageError
+from mnistlab.config import RunConfig, to_jsonable
 from mnistlab.runtime import complete_checkpoints, guarded_main, parse_run_config
 
 Budget = Literal["quick", "full"]
@@ -119,6 +120,14 @@ def train_or_reuse(train: Callable[[Any], dict[str, Any]], config: RunConfig) ->
         raise ValueError("train_or_reuse needs a run_name")
     run_dir = config.out_dir / type(config).study / config.run_name
     summary = run_dir / "summary.json"
+    saved = run_dir / "config.json"
+    if saved.is_file():  # never reuse a run made with other settings (e.g. another budget)
+        before, now = json.loads(saved.read_text()), to_jsonable(config)
+        changed = sorted(k for k in now if k not in config.resumable_fields
+                         and before.get(k) != now[k])  # fmt: skip
+        if changed:
+            raise UsageError(f"{run_dir} was made with other {', '.join(changed)}; delete it "
+                             "(or its reproduction folder) to recompute")  # fmt: skip
     if summary.is_file():
         return json.loads(summary.read_text())
     resume = str(run_dir) if complete_checkpoints(run_dir) else None
