@@ -190,19 +190,24 @@ class LocalLossNet(nn.Module):
 
     def training_loss(self, images: Tensor, labels: Tensor) -> Tensor:
         """The step's loss: plain CE for global; else the sum of every block's local loss and
-        the output's weighted CE, with each block's input detached, so one backward of the sum
+        the output's weighted CE. Each block's input is detached, so one backward of the sum
         gives every block exactly the gradient of its own loss."""
         if not self.local:
             return F.cross_entropy(self(images), labels)
-        x, total = images, images.new_zeros(())
+        local, output = self.split_losses(images, labels)
+        return torch.stack(local).sum() + self.global_weight * output
+
+    def split_losses(self, images: Tensor, labels: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Local modes: each block's local loss (bottom to top) and the output layer's CE."""
+        x, local = images, []
         for layer in self.layers:
             if isinstance(layer, LocalBlock):
                 h = layer.activation(x)
-                total = total + layer.local_loss(h, labels)
+                local.append(layer.local_loss(h, labels))
                 x = layer.dropout(h).detach()
             else:
                 x = layer(x)
-        return total + self.global_weight * F.cross_entropy(self.output(x), labels)
+        return local, F.cross_entropy(self.output(x), labels)
 
     def parameter_groups(self) -> list[list[nn.Parameter]]:
         """One group per optimizer: every block (with its loss heads) and the output layer in
