@@ -30,13 +30,20 @@ RECIPES: dict[str, dict[str, object]] = {
 PRESETS: dict[str, dict[str, object]] = {
     "none": {},
     # Mean test accuracy >= 99.0% in a few seconds of CPU training (see the README).
-    "speedrun": {"model": "fast-tiny", "recipe": "modern", "epochs": 2, "batch_size": 256,
-                 "lr": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "translate": 0},
+    "speedrun": {"model": "fast-tiny", "recipe": "modern", "epochs": 1, "batch_size": 256,
+                 "lr": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "translate": 0,
+                 "mixed_precision": "bf16", "channels_last": True},
     # Mean test accuracy >= 99.5% within a minute of CPU training.
     "speedrun-995": {"model": "fast-small", "recipe": "modern", "epochs": 8, "batch_size": 256,
-                     "lr": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "translate": 1},
+                     "lr": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "translate": 1,
+                     "mixed_precision": "bf16", "channels_last": True},
 }  # fmt: skip
-DEFAULTS: dict[str, object] = {"model": "standard", "recipe": "paper"}
+DEFAULTS: dict[str, object] = {
+    "model": "standard",
+    "recipe": "paper",
+    "mixed_precision": "no",
+    "channels_last": False,
+}
 
 
 @dataclass
@@ -79,8 +86,12 @@ class SimpleNetConfig(ClassifierConfig):
     """Random shifts of up to N pixels during training (default: the recipe's or preset's)."""
     warmup: float = 0.2
     """modern recipe: fraction of the steps spent warming the learning rate up, in [0, 1)."""
-    channels_last: bool = False
-    """Run convolutions in channels-last memory format."""
+    channels_last: bool | None = None
+    """Run convolutions in channels-last memory format (default: off, or the preset's: on a
+    CPU it measured ~2x faster for the small nets)."""
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = None  # type: ignore[assignment]
+    """Autocast precision (Accelerate) (default: no, or the preset's: bf16, which AVX-512 BF16
+    CPUs and GPUs run faster)."""
 
     def __post_init__(self) -> None:
         require(self.preset in PRESETS, f"--preset must be one of {list(PRESETS)}")
