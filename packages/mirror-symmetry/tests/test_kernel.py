@@ -12,7 +12,7 @@ from torch.testing import assert_close
 from mirror_symmetry import kernel
 from mirror_symmetry.reference import MirrorNet, ReferenceLoss
 from mirror_symmetry.sim import ACTIVATIONS, MirrorNets, Setup, Task, initial_theta, simulate
-from mnistlab.cli import UsageError
+from mirror_symmetry.study import STUDY
 
 LANES = kernel.LANES
 CPU = torch.device("cpu")
@@ -120,18 +120,53 @@ def test_a_failing_compiler_is_reported_in_one_line(tmp_path, monkeypatch):
     assert not list((tmp_path / "kernels").iterdir())  # no partial library left behind
 
 
-def test_without_the_kernel_auto_falls_back_and_kernel_is_refused(monkeypatch):
+@pytest.fixture
+def missing_cc(monkeypatch):
+    """$CC names no compiler, and no kernel is loaded yet in this process."""
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    kernel.load.cache_clear()
+    yield
+    kernel.load.cache_clear()
+
+
+def test_a_missing_cc_is_refused_in_one_line_not_replaced_by_cc(missing_cc, capsys, tmp_path):
+    with pytest.raises(kernel.KernelUnavailable, match="CC=/nonexistent/cc is not an executable"):
+        kernel.find_compiler()
+    with pytest.raises(SystemExit) as exit_:
+        STUDY.main(["--backend", "kernel", "--runs", "64", "--out-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error
+    assert error.startswith("error: CC=/nonexistent/cc") and "--backend compile" in error
+    assert not any(tmp_path.iterdir())
+
+
+def test_auto_without_the_kernel_warns_with_the_expected_time_and_compiles(missing_cc):
+    warnings: list[str] = []
+    sim = simulate(Setup(runs=30_000, sweeps=100), seed=0, backend="auto", warn=warnings.append)
+    assert sim.backend == "compile"  # this machine has a C++ compiler for torch.compile
+    assert len(warnings) == 1
+    assert warnings[0].startswith("warning: CC=/nonexistent/cc is not an executable")
+    assert "running the torch.compile version instead (expected ~1 s" in warnings[0]
+
+
+def test_without_any_compiler_auto_runs_eagerly_and_says_how_long(monkeypatch):
     def unavailable():
         raise kernel.KernelUnavailable("no C compiler found (set CC, or install gcc or clang)")
 
+    def no_cxx(*args, **kwargs):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
     monkeypatch.setattr(kernel, "load", unavailable)
-    setup = Setup(runs=4, sweeps=3)
-    with pytest.raises(UsageError, match="no C compiler found.*--backend compile"):
-        simulate(setup, seed=0, backend="kernel")
+    monkeypatch.setattr(torch, "compile", no_cxx)
     warnings: list[str] = []
-    sim = simulate(setup, seed=0, backend="auto", warn=warnings.append)
-    assert sim.backend in ("compile", "eager")
-    assert warnings and warnings[0].startswith("warning: no C compiler found")
+    sim = simulate(Setup(runs=10_000, sweeps=3), seed=0, backend="auto", warn=warnings.append)
+    assert sim.backend == "eager"
+    assert [w.split(";")[0] for w in warnings] == [
+        "warning: no C compiler found (set CC, or install gcc or clang)",
+        "warning: torch.compile failed (InvalidCxxCompiler: No working C++ compiler found)",
+    ]
+    assert "running eagerly (expected under a second" in warnings[1]
 
 
 def test_an_unwritable_cache_is_reported_in_one_line(tmp_path):

@@ -64,9 +64,18 @@ class Options(ctypes.Structure):
 
 
 def find_compiler() -> str:
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)  # type: ignore[return-value]
+    """$CC when set (never silently another compiler), else the first of cc, gcc, clang."""
+    chosen = os.environ.get("CC")
+    if chosen:
+        path = shutil.which(chosen)
+        if path is None:
+            raise KernelUnavailable(
+                f"CC={chosen} is not an executable C compiler (set CC to one, or unset it)"
+            )
+        return path
+    for name in ("cc", "gcc", "clang"):
+        if path := shutil.which(name):
+            return path
     raise KernelUnavailable("no C compiler found (set CC, or install gcc or clang)")
 
 

@@ -26,6 +26,7 @@ from mirror_symmetry.sim import (
     Reduction,
     Setup,
     Simulation,
+    check_kernel,
     check_simulation_memory,
     kept_bytes,
     simulate,
@@ -172,6 +173,8 @@ def reproduce_table(config: ReproduceConfig) -> None:
             setup, DTYPES[config.dtype], config.backend, config.log_every, run.device, kept
         )
         kept += kept_bytes(setup, config.log_every)
+    if config.backend == "kernel":
+        check_kernel()
     run.prepare()
     rows: list[dict[str, Any]] = []
     finals = nn.ModuleDict()

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mnistlab.batches import derive_seed
-from mnistlab.cli import UsageError
+from mnistlab.cli import UsageError, first_line
 from mnistlab.config import require
 from mnistlab.runtime import check_memory
 
@@ -472,6 +472,29 @@ def check_backend(backend: Backend, device: torch.device, dtype: torch.dtype) ->
     )
 
 
+# Run-sweeps per second of each backend for the paper's setup with 10,000 networks, float32, on
+# the 2-core AMD EPYC of the README's speed table (rounded down): for the expected time of a
+# fallback.
+RUN_SWEEPS_PER_SECOND = {"kernel": 19e6, "compile": 3e6, "eager": 0.7e6}
+
+
+def expected_seconds(setup: Setup, backend: str) -> str:
+    seconds = setup.runs * setup.sweeps / RUN_SWEEPS_PER_SECOND[backend]
+    if seconds < 1:
+        return "under a second"
+    return f"~{seconds:.2g} s" if seconds < 120 else f"~{seconds / 60:.0f} min"
+
+
+def check_kernel() -> None:
+    """For --backend kernel: build (or load) the kernel now, refusing in one line if it cannot."""
+    from mirror_symmetry.kernel import KernelUnavailable, load
+
+    try:
+        load()
+    except KernelUnavailable as exc:
+        raise UsageError(f"{exc}; use --backend compile or eager") from exc
+
+
 def start_sweeps(
     setup: Setup,
     task: Task,
@@ -482,7 +505,10 @@ def start_sweeps(
     warn: Callable[[str], None],
 ) -> tuple[TorchSweeps | FusedSweeps, str]:
     """The sweep implementation for `backend` and the name of what runs. auto: the fused kernel
-    for float32 on the CPU, else torch.compile; each falls back to the next with a warning."""
+    for float32 on the CPU, else torch.compile; each falls back to the next with a warning that
+    says the expected time."""
+    if backend == "kernel":
+        check_kernel()
     if backend == "kernel" or (
         backend == "auto" and theta.device.type == "cpu" and theta.dtype == torch.float32
     ):
@@ -491,14 +517,23 @@ def start_sweeps(
         try:
             return FusedSweeps(setup, task, theta, state, solved_at), "kernel"
         except KernelUnavailable as exc:
-            if backend == "kernel":
-                raise UsageError(f"{exc}; use --backend compile or eager") from exc
-            warn(f"warning: {exc}; running the torch.compile version instead")
-    if backend in ("auto", "kernel", "compile"):
+            warn(
+                f"warning: {exc}; running the torch.compile version instead (expected "
+                f"{expected_seconds(setup, 'compile')} plus compiling on 2 CPU cores, against "
+                f"{expected_seconds(setup, 'kernel')} with the kernel)"
+            )
+            workspace = theta.shape[1] * TORCH_PATTERN_TENSORS * PATTERNS * theta.element_size()
+            what = f"--runs {setup.runs} without the kernel (backend compile)"
+            check_memory(workspace, what, "lower --runs or set CC to a C compiler", theta.device)
+    if backend in ("auto", "compile"):
         try:
             return TorchSweeps(setup, task, theta, state, solved_at, compile=True), "compile"
-        except Exception as exc:  # a missing compiler or an unsupported backend: run eagerly
-            warn(f"warning: torch.compile failed ({type(exc).__name__}); running eagerly")
+        except Exception as exc:  # a missing C++ compiler or an unsupported device: run eagerly
+            warn(
+                f"warning: torch.compile failed ({first_line(exc)}); running eagerly (expected "
+                f"{expected_seconds(setup, 'eager')} on 2 CPU cores; install a C++ compiler "
+                "for the compiled version)"
+            )
     return TorchSweeps(setup, task, theta, state, solved_at, compile=False), "eager"
 
 

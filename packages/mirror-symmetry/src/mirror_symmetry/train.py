@@ -9,6 +9,7 @@ from mirror_symmetry.report import describe, plot_outcomes, snapshot_metrics, su
 from mirror_symmetry.sim import (
     PATTERNS,
     Simulation,
+    check_kernel,
     check_simulation_memory,
     setup_of,
     simulate,
@@ -28,6 +29,8 @@ def train(config: MirrorConfig) -> dict:
     setup = dataclasses.replace(setup_of(config), sweeps=config.sweeps_to_run)
     # Refused before the run folder exists.
     check_simulation_memory(setup, config.torch_dtype, config.backend, config.log_every, run.device)
+    if config.backend == "kernel":
+        check_kernel()
     run.prepare()
     sim = simulate(
         setup,
