@@ -179,3 +179,17 @@ def test_the_lr_drops_from_the_epoch_after_each_milestone() -> None:
     for epoch, drops in [(1, 0), (50, 0), (51, 1), (75, 1), (76, 2), (89, 2), (90, 3), (94, 3),
                          (95, 4), (100, 4)]:  # fmt: skip
         assert lr[epoch] == pytest.approx(5e-4 * 0.25**drops), epoch
+
+
+@pytest.mark.parametrize("loss", ["predsim", "bio-predsim"])
+def test_the_blockwise_backward_gives_the_summed_losses_gradients(loss: str) -> None:
+    model = small_net("vgg8b", loss)
+    images, labels = batch()
+    torch.manual_seed(2)  # the same dropout masks in both
+    model(images, labels).backward()
+    summed = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch.manual_seed(2)
+    model.backward_blockwise(images, labels)
+    for expected, parameter in zip(summed, model.parameters(), strict=True):
+        torch.testing.assert_close(parameter.grad, expected)

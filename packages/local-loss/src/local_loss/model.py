@@ -209,6 +209,26 @@ class LocalLossNet(nn.Module):
                 x = layer(x)
         return local, F.cross_entropy(self.output(x), labels)
 
+    def backward_blockwise(self, images: Tensor, labels: Tensor) -> Tensor:
+        """Local modes: the same gradients as `training_loss(...).backward()`, but each block's
+        backward runs as soon as its loss exists, so its activations are freed before the next
+        block runs: what the method promises for memory. The shared loop does one backward per
+        step, so training uses `training_loss`; the memory benchmark measures both. Returns the
+        (detached) summed loss."""
+        x, total = images, images.new_zeros(())
+        for layer in self.layers:
+            if isinstance(layer, LocalBlock):
+                h = layer.activation(x)
+                loss = layer.local_loss(h, labels)
+                loss.backward()
+                total += loss.detach()
+                x = layer.dropout(h.detach())
+            else:
+                x = layer(x)
+        loss = self.global_weight * F.cross_entropy(self.output(x), labels)
+        loss.backward()
+        return total + loss.detach()
+
     def parameter_groups(self) -> list[list[nn.Parameter]]:
         """One group per optimizer: every block (with its loss heads) and the output layer in
         local modes; the whole net in one group for global."""
