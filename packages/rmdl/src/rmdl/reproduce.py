@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from mnistlab.study import Budget, Row, train_or_reuse
 from rmdl.config import RmdlConfig
@@ -113,6 +114,8 @@ def plot(folder: Path, per_seed: dict[int, dict]) -> None:
     ax.set_xlabel("members (equal thirds DNN / CNN / RNN)")
     ax.set_ylabel("MNIST test error (%)")
     ax.set_yscale("log")
+    for axis_format in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis_format(FormatStrFormatter("%g"))
     ax.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(folder / "error_vs_members.png", dpi=120)

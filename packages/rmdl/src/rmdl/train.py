@@ -6,7 +6,8 @@ and the loss is the sum of the members' losses (their parameters are disjoint, s
 gets exactly its own gradient and its own optimizer step). Under `accelerate launch
 --num_processes N` the members, not the samples, are split: process r trains members r, r+N,
 ... on the whole training split, and after each epoch every member's state is sent to all
-processes, so each holds (and checkpoints) the whole ensemble.
+processes, so each holds (and checkpoints) the whole ensemble. The logged train/loss is each
+process's sum over its members, averaged over processes.
 """
 
 from __future__ import annotations
@@ -124,7 +125,6 @@ def train(config: RmdlConfig) -> dict[str, Any]:
         with run.accelerator.autocast():
             for index in owned:
                 member = ensemble.members[index]
-                member.train()
                 member.reseed(derive_seed("dropout", config.seed, member.spec.name,
                                           run.state.step), run.device)  # fmt: skip
                 loss = F.cross_entropy(member(images).float(), labels)
