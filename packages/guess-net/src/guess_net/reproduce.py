@@ -36,6 +36,8 @@ METRICS = {  # summary key -> (unit, scale)
     "test/guess_auroc": ("guess-net test AUROC", 1.0),
 }
 
+EXTRA = ("test/routed", "test/hard_routed", "test/main_acc1")
+
 
 def budget_settings(budget: Budget) -> tuple[GuessNetConfig, tuple[int, ...]]:
     """quick: 3 epochs (2 + 1 routed) on 15,000 training samples, CPU minutes; full: the
@@ -48,7 +50,7 @@ def budget_settings(budget: Budget) -> tuple[GuessNetConfig, tuple[int, ...]]:
 def compare(base: GuessNetConfig, seeds: tuple[int, ...], folder: Path) -> dict:
     results: dict[str, dict] = {}
     for arm, options in ARMS.items():
-        cell: dict = {key: [] for key in (*METRICS, "test/routed")}
+        cell: dict = {key: [] for key in (*METRICS, *EXTRA)}
         for seed in seeds:
             config = dataclasses.replace(base, seed=seed, out_dir=folder / "runs",
                                          run_name=f"{arm}-s{seed}", **options)  # fmt: skip
@@ -70,6 +72,13 @@ def mean_std(values: list[float], scale: float = 1.0) -> str:
     return f"{statistics.fmean(scaled):.2f} ± {spread:.2f}"
 
 
+def paired_difference(cell: dict, baseline: dict, key: str) -> str:
+    if cell is baseline:
+        return "—"
+    differences = [a - b for a, b in zip(cell[key], baseline[key], strict=True)]
+    return mean_std(differences, 100)
+
+
 def markdown_table(results: dict, base: GuessNetConfig, seeds: tuple[int, ...]) -> str:
     samples = base.train_samples or "all"
     lines = [
@@ -79,15 +88,29 @@ def markdown_table(results: dict, base: GuessNetConfig, seeds: tuple[int, ...]) 
         f"{base.hard_fraction:.0%} of test samples a fixed logistic-regression reference gives "
         "the lowest true-class probability.",
         "",
-        "| arm | parameters | test acc % | hard-set acc % | guess AUROC | routed % (test) |",
-        "|---|---|---|---|---|---|",
+        "| arm | parameters | test acc % | hard-set acc % | guess AUROC | routed % (test) | "
+        "routed % (hard set) | routing gain (pp) | Δ acc vs baseline (pp) | Δ hard-set acc (pp) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    baseline = results["baseline"]
     for arm, cell in results.items():
+        gain = "—"  # only border training has a main-half-only prediction to compare with
+        if ARMS[arm].get("border"):
+            gains = [a - m for a, m in zip(cell["test/acc1"], cell["test/main_acc1"], strict=True)]
+            gain = mean_std(gains, 100)
         lines.append(
             f"| {arm} | {cell['parameters']:,} | {mean_std(cell['test/acc1'], 100)} | "
             f"{mean_std(cell['test/hard_acc1'], 100)} | {mean_std(cell['test/guess_auroc'])} | "
-            f"{mean_std(cell['test/routed'], 100)} |"
+            f"{mean_std(cell['test/routed'], 100)} | {mean_std(cell['test/hard_routed'], 100)} "
+            f"| {gain} | {paired_difference(cell, baseline, 'test/acc1')} "
+            f"| {paired_difference(cell, baseline, 'test/hard_acc1')} |"
         )
+    lines += [
+        "",
+        "Routing gain: test accuracy with the flagged samples routed through the reserved "
+        "half minus the main half's accuracy on its own (same run). Δ: minus the baseline run "
+        "of the same seed (same data order; same initialisation except the conditional form), mean ± std of the differences.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -102,26 +102,34 @@ def assess(
     config: GuessNetConfig, model: torch.nn.Module, source: BatchSource, epoch_index: int,
     hard: torch.Tensor | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    """Accuracy, the guess net's AUROC (its probability of "right" against whether the judged
-    prediction was right) and the routed share over the whole split; with `hard`, accuracy on
-    those samples too. Every process walks the whole split (AUROC needs every sample)."""
-    correct, judged_right, scores, routed = [], [], [], []
+    """Accuracy (routed, and of the main half alone), the guess net's AUROC (its probability of
+    "right" against whether the judged prediction was right) and the routed share over the
+    whole split; with `hard`, accuracy and routed share on those samples too. Every process
+    walks the whole split (AUROC needs every sample)."""
+    columns: dict[str, list[torch.Tensor]] = {
+        "correct": [], "main_correct": [], "judged_right": [], "score": [], "routed": []
+    }  # fmt: skip
     for start in range(0, len(source), EVAL_BATCH):
         images = source.images[start : start + EVAL_BATCH]
         labels = source.labels[start : start + EVAL_BATCH]
         out = model(to_pixels(images, source), route_in(config, epoch_index), decode=False)
-        correct.append(out.logits.argmax(dim=1) == labels)
-        judged_right.append(judged_logits(config, out).argmax(dim=1) == labels)
-        scores.append(out.guess_logit)
-        routed.append(out.routed)
-    correct_all = torch.cat(correct).float().cpu()
+        columns["correct"].append(out.logits.argmax(dim=1) == labels)
+        columns["main_correct"].append(out.main_logits.argmax(dim=1) == labels)
+        columns["judged_right"].append(judged_logits(config, out).argmax(dim=1) == labels)
+        columns["score"].append(out.guess_logit)
+        columns["routed"].append(out.routed)
+    correct, main_correct, judged_right, score, routed = (
+        torch.cat(parts).float().cpu() for parts in columns.values()
+    )
     metrics = {
-        "acc1": correct_all.mean().item(),
-        "guess_auroc": auroc(torch.cat(scores).cpu(), torch.cat(judged_right).cpu()),
-        "routed": torch.cat(routed).float().mean().item(),
+        "acc1": correct.mean().item(),
+        "main_acc1": main_correct.mean().item(),
+        "guess_auroc": auroc(score, judged_right),
+        "routed": routed.mean().item(),
     }
     if hard is not None:
-        metrics["hard_acc1"] = correct_all[hard].mean().item()
+        metrics["hard_acc1"] = correct[hard].mean().item()
+        metrics["hard_routed"] = routed[hard].mean().item()
     return metrics
 
 
