@@ -103,7 +103,8 @@ class LocalLossConfig(ClassifierConfig):
         require(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
         require(self.hidden >= 1, f"--hidden must be >= 1, got {self.hidden}")
         require(self.hidden_layers >= 1, f"--hidden-layers must be >= 1, got {self.hidden_layers}")
-        require(0 < self.feat_mult <= 16, f"--feat-mult must be in (0, 16], got {self.feat_mult}")
+        require(128 * self.feat_mult >= 1 and self.feat_mult <= 16,
+                f"--feat-mult must be in [1/128, 16], got {self.feat_mult}")  # fmt: skip
         require(self.dim_in_decoder >= 1, f"--dim-in-decoder must be >= 1, got "
                 f"{self.dim_in_decoder}")  # fmt: skip
         require(self.target_proj_size >= 1, "--target-proj-size must be >= 1")
