@@ -59,7 +59,6 @@ def test_memorisation_onset_is_the_largest_memorised_set() -> None:
     assert memorisation_onset(rows, 0.1) is None
 
 
-@pytest.mark.slow
 def test_search_follows_the_rule_and_resumes(data_dir: Path, tmp_path: Path) -> None:
     tiny = AEConfig(hidden=(4,), latent=2, train_samples=256, val_size=128, batch_size=64,
                     epochs=2, tracker="none", data_dir=data_dir)  # fmt: skip
