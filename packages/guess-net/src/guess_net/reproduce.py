@@ -142,7 +142,7 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     command = f"uv run report --budget {budget} --studies guess-net"
     return [
         Row(
-            setting=f"{arm}: {unit}",
+            setting=arm,
             values=[scale * v for v in results[arm][key]],
             unit=unit,
             source=None,
@@ -151,7 +151,7 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
             higher_is_better=True,
             command=command,
             note=ARM_NOTES[arm],
-        )  # fmt: skip
+        )
         for arm in ARMS
         for key, (unit, scale) in METRICS.items()
     ]
