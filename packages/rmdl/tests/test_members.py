@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from rmdl.config import RmdlConfig
 from rmdl.ensemble import alive_members, majority_vote, vote
 from rmdl.members import POOLS_THAT_FIT, build_member, draw_specs, make_optimizer
+from rmdl.reproduce import subset
 
 SMALL = dict(members="2,2,2", dnn_units=(8, 32), cnn_filters=(2, 6), cnn_dense=8,
              rnn_units=(4, 8), tracker="none")  # fmt: skip
@@ -91,3 +92,10 @@ def test_a_dead_member_does_not_vote() -> None:
     assert alive.tolist() == [False, True, True]
     votes = vote(probabilities, alive)
     assert votes["vote"].tolist() == [1, 2, 3] and votes["average"].tolist() == [1, 2, 3]
+
+
+def test_nested_ensembles_take_the_first_members_of_each_kind() -> None:
+    names = [s.name for s in draw_specs(RmdlConfig(**{**SMALL, "members": "3,3,3"}), 10)]
+    chosen = [name for name, keep in zip(names, subset(names, 3).tolist(), strict=True) if keep]
+    assert chosen == ["dnn-0", "cnn-0", "rnn-0"]
+    assert subset(names, 9).all()
