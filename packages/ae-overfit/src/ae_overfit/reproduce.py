@@ -47,7 +47,11 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     sizes = memorise(memorise_config, folder / "memorise")
 
     command = f"uv run report --budget {budget} --studies ae-overfit"
-    data = f"{question.train_samples or 55_000} training images, at most {question.epochs} epochs"
+    stops = ["rule" if s["metrics"]["converged"] else "cap" for s in summaries]
+    data = (
+        f"{question.train_samples or 55_000} training images; epochs "
+        f"{[s['epochs'] for s in summaries]} (stopped by {stops}, cap {question.epochs})"
+    )
     name = architecture_name(question.hidden, question.latent)
 
     def row(setting: str, values: list[float], note: str = "", source: float | None = None) -> Row:
@@ -59,7 +63,7 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
         return [s["metrics"][key] for s in summaries]
 
     rows = [
-        row(f"question's AE {name}: converged train BCE", metric("train/bce"), data, 55.0),
+        row(f"question's AE {name}: train BCE", metric("train/bce"), data, 55.0),
         row(f"question's AE {name}: BCE floor of its training images", metric("train/floor")),
         row(f"question's AE {name}: train excess BCE (BCE − floor)", metric("train/excess")),
         row(f"question's AE {name}: test excess BCE", metric("test/excess")),
