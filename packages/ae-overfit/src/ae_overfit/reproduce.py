@@ -26,7 +26,7 @@ QUICK_MEMORISE = MemoriseConfig(sizes=(1000, 300, 100), steps=1500, train=AEConf
     hidden=(256,), latent=32, val_size=256, batch_size=32, converge_tolerance=0.0,
     tracker="none"))  # fmt: skip
 FULL_SEARCH = SearchConfig(train=QUESTION)
-FULL_MEMORISE = MemoriseConfig()
+FULL_MEMORISE = MemoriseConfig(steps=10_000)
 
 
 def question_runs(config: AEConfig, seeds: tuple[int, ...], folder: Path) -> list[dict]:
