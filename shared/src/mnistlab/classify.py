@@ -60,10 +60,21 @@ class Sources(NamedTuple):
     classes: int
 
 
-def mnist_sources(config: ClassifierConfig, run: Run, eval_batch: int = EVAL_BATCH) -> Sources:
-    """Train / validation / test splits of `config.dataset`, held on the run's device and
-    sharded over its processes. With --train-samples the validation split is carved first,
-    so a smaller training set never changes the validation samples."""
+def mnist_sources(
+    config: ClassifierConfig,
+    run: Run,
+    eval_batch: int = EVAL_BATCH,
+    *,
+    sharded: bool = True,
+    standardise: bool = True,
+) -> Sources:
+    """Train / validation / test splits of `config.dataset`, held on the run's device. With
+    --train-samples the validation split is carved first, so a smaller training set never
+    changes the validation samples.
+
+    sharded: each process gets a disjoint shard of every epoch (data-parallel training); False
+    gives every process the whole splits (e.g. processes that train different models).
+    standardise: pixels normalised by the dataset's mean/std; False keeps pixels / 255."""
     info = DATASETS[config.dataset]
     train_split = load_split(config.dataset, "train", config.data_dir)
     test_split = load_split(config.dataset, "test", config.data_dir)
@@ -72,8 +83,9 @@ def mnist_sources(config: ClassifierConfig, run: Run, eval_batch: int = EVAL_BAT
         train_split, val_split = carve_validation(train_split, config.val_size, config.seed)
     if config.train_samples is not None:
         train_split = train_split.subset(torch.arange(min(config.train_samples, len(train_split))))
-    norm = Normalisation(info.mean, info.std)
-    shard = {"seed": config.seed, "rank": run.rank, "world_size": run.world_size}
+    norm = Normalisation(info.mean, info.std) if standardise else Normalisation()
+    shard = {"seed": config.seed, "rank": run.rank if sharded else 0,
+             "world_size": run.world_size if sharded else 1}  # fmt: skip
     train = BatchSource(train_split, config.batch_size, run.device, norm,
                         translate=config.translate, **shard)  # fmt: skip
     val = BatchSource(val_split, eval_batch, run.device, norm, **shard)

@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import broadcast_object_list
 
-from mnistlab.batches import BatchSource, Normalisation, derive_seed
-from mnistlab.classify import EVAL_BATCH, Sources
+from mnistlab.batches import BatchSource, derive_seed
+from mnistlab.classify import Sources, mnist_sources
 from mnistlab.cli import UsageError
-from mnistlab.data import DATASETS, carve_validation, load_split
 from mnistlab.runtime import Run, check_memory, fit
 from rmdl.config import RmdlConfig
 from rmdl.ensemble import ENSEMBLE_DIR, Ensemble, alive_members, save_ensemble, vote, voters
@@ -33,24 +32,6 @@ DESCRIPTION = (
 )
 # float32 bytes per parameter: weights, gradient, two optimizer slots, best copy
 BYTES_PER_PARAMETER = 4 * 5
-
-
-def whole_splits(config: RmdlConfig, device: torch.device) -> Sources:
-    """Train / validation / test splits, whole on every process (members are split, not data),
-    as pixels / 255 like the source."""
-    train_split = load_split(config.dataset, "train", config.data_dir)
-    test_split = load_split(config.dataset, "test", config.data_dir)
-    val_split = test_split
-    if config.val_size:
-        train_split, val_split = carve_validation(train_split, config.val_size, config.seed)
-    if config.train_samples is not None:
-        train_split = train_split.subset(torch.arange(min(config.train_samples, len(train_split))))
-    norm = Normalisation()
-    train = BatchSource(train_split, config.batch_size, device, norm, seed=config.seed,
-                        translate=config.translate)  # fmt: skip
-    val = BatchSource(val_split, EVAL_BATCH, device, norm)
-    test = BatchSource(test_split, EVAL_BATCH, device, norm)
-    return Sources(train, val, test, DATASETS[config.dataset].classes)
 
 
 @torch.no_grad()
@@ -103,7 +84,8 @@ def share_members(ensemble: Ensemble, optimizers: list[Any], run: Run) -> None:
 def train(config: RmdlConfig) -> dict[str, Any]:
     """Train the ensemble; returns the summary (metrics: both votes, best member, dead count)."""
     run = Run(config)
-    data = whole_splits(config, run.device)
+    # Members are split across processes, not data; pixels / 255 like the source.
+    data = mnist_sources(config, run, sharded=False, standardise=False)
     specs = draw_specs(config, data.classes)
     if len(specs) < run.world_size:
         raise UsageError(f"--members {config.members}: {len(specs)} members for "
