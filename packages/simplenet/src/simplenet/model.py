@@ -15,7 +15,7 @@ max pools between stages, a global max pool and one linear classifier. Two layou
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -105,27 +105,15 @@ class FastNet(nn.Sequential):
 
 
 # (conv widths, hidden units) of the presets' nets.
-FAST_NETS: dict[str, tuple[tuple[int, int], int]] = {
-    "fast-tiny": ((24, 32), 0),
-    "fast-small": ((32, 64), 128),
-}
-Model = Literal["standard", "slim", "fast-tiny", "fast-small"]
-MODELS: tuple[Model, ...] = get_args(Model)
+FAST_NETS: dict[str, tuple[tuple[int, int], int]] = {"fast-tiny": ((24, 32), 128)}
+Model = Literal["standard", "slim", "fast-tiny"]
 
 
-def build_model(
-    name: Model,
-    classes: int = 10,
-    layout: Layout = "pytorch",
-    dropout: float = 0.0,
-    dropout_after: DropoutAfter = "pools",
-    bn_eps: float = 1e-5,
-    bn_momentum: float = 0.05,
-) -> nn.Module:
+def build_model(name: Model, classes: int = 10, **simplenet_options: Any) -> nn.Module:
+    """A model by name; `simplenet_options` (layout, dropout, ...) go to SimpleNet."""
     if name in FAST_NETS:
         return FastNet(*FAST_NETS[name], classes=classes)
-    return SimpleNet(SIMPLENET_LAYERS[name], classes, 1, layout, dropout, dropout_after,
-                     bn_eps, bn_momentum)  # fmt: skip
+    return SimpleNet(SIMPLENET_LAYERS[name], classes, **simplenet_options)
 
 
 def parameter_count(model: nn.Module) -> int:

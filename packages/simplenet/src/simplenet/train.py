@@ -49,8 +49,9 @@ def build_optimizer(config: SimpleNetConfig, model: torch.nn.Module) -> torch.op
 def train(config: SimpleNetConfig) -> dict[str, Any]:
     run = Run(config)
     data = mnist_sources(config, run)
-    model = build_model(config.model, data.classes, config.layout, config.dropout,
-                        config.dropout_after, config.bn_eps, config.bn_momentum)  # fmt: skip
+    model = build_model(config.model, data.classes, layout=config.layout, dropout=config.dropout,
+                        dropout_after=config.dropout_after, bn_eps=config.bn_eps,
+                        bn_momentum=config.bn_momentum)  # fmt: skip
     run.print(f"{config.model}: {parameter_count(model):,} parameters")
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
