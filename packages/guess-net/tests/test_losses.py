@@ -8,9 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from guess_net.losses import normalised_focal_loss, ramped_gamma
 from guess_net.metrics import auroc
-from mnistlab.losses import focal_loss
+from mnistlab.losses import focal_loss, normalised_focal_loss, ramped_gamma
 
 # p_true = 0.75 (target 1 of logits [0, ln 3]) and 0.5 (target 0 of logits [0, 0]).
 LOGITS = torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]])

@@ -7,6 +7,7 @@ raises ``ValueError`` on bad arguments. ``reduction`` is ``"mean"``, ``"sum"`` o
 
 from __future__ import annotations
 
+import math
 from typing import Literal, NamedTuple
 
 import torch
@@ -91,6 +92,34 @@ def focal_loss(
     elif alpha is not None:
         per_sample = per_sample * alpha
     return _reduce(per_sample, reduction)
+
+
+# The focal variant of detshawn/dendric-relu (`utils.build_focal_loss`, `test.py`): no alpha,
+# the weights (1 - p_t)^gamma are constants normalised by their sum, gamma ramped in by epoch.
+def normalised_focal_loss(logits: Tensor, targets: Tensor, gamma: float) -> Tensor:
+    """sum_i w_i * (-log p_t,i) / sum_i w_i with w_i = (1 - p_t,i)^gamma detached; no alpha.
+
+    When every weight is 0 (all samples certain) the unnormalised sum, 0, is returned, as in the
+    source. With gamma = 0 this is the mean cross-entropy.
+    """
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    _check_logits(logits)
+    _check_class_targets(logits, targets)
+    log_p_true = _true_class_log_prob(logits, targets)
+    weights = (1.0 - log_p_true.detach().exp()).pow(gamma)
+    weighted = -(weights * log_p_true).sum()
+    total = weights.sum()
+    return torch.where(
+        total > 0, weighted / total.clamp_min(torch.finfo(total.dtype).tiny), weighted
+    )
+
+
+def ramped_gamma(gamma: float, epoch: int, epochs: int, width: float = 20.0) -> float:
+    """The source's gamma schedule: gamma * sigmoid((epoch - (3/5 * epochs - 1)) * 4 / width),
+    with `epoch` counted from 0."""
+    offset = 3 / 5 * epochs - 1
+    return gamma / (1.0 + math.exp(-(epoch - offset) * 4 / width))
 
 
 class VAELoss(NamedTuple):

@@ -10,14 +10,19 @@ import torch
 import torch.nn.functional as F
 
 from guess_net.config import GuessNetConfig
-from guess_net.losses import normalised_focal_loss, ramped_gamma
 from guess_net.metrics import auroc
 from guess_net.model import GuessNetVAE, Outputs, Route, equal_size_model
 from guess_net.reference import hard_mask
 from mnistlab.batches import BatchSource
 from mnistlab.classify import mnist_sources, prefixed
 from mnistlab.cli import UsageError
-from mnistlab.losses import focal_loss, group_embeddings_by_class, vae_loss
+from mnistlab.losses import (
+    focal_loss,
+    group_embeddings_by_class,
+    normalised_focal_loss,
+    ramped_gamma,
+    vae_loss,
+)
 from mnistlab.runtime import Run, check_memory, fit
 
 DESCRIPTION = (
