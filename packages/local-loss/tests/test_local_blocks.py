@@ -164,6 +164,7 @@ def test_every_loss_trains_a_few_steps_on_both_nets(net: str, loss: str) -> None
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of")  # no optimizer steps needed here
 def test_the_lr_drops_from_the_epoch_after_each_milestone() -> None:
     """The original sets lr * 0.25 ** bisect_right(milestones, epoch - 1) before epoch `epoch`:
     epochs 1-50 at 5e-4, 51-75 at 1.25e-4, ..., 95-100 at 5e-4 / 256."""
