@@ -93,7 +93,13 @@ def test_the_losses_choose_the_originals_nonlinearity_dropout_and_beta() -> None
     assert vgg.blocks[0].dropout.p == 0.2 and small_net("mlp", "pred").blocks[0].dropout.p == 0.1
     assert LocalLossConfig(loss="predsim").beta == 0.99
     assert LocalLossConfig(loss="bio-predsim").beta == 0.01
-    assert LocalLossConfig(loss="bio-predsim", dataset="fashion-mnist").dropout == 0.025
+    fashion = LocalLossConfig(loss="bio-predsim", dataset="fashion-mnist")
+    assert (fashion.dropout, fashion.epochs, fashion.milestones) == (
+        0.025,
+        200,
+        (100, 150, 175, 188),
+    )
+    assert fashion.flip and fashion.translate == 2 and not LocalLossConfig().flip
 
 
 def test_the_nets_have_the_papers_parameter_counts() -> None:
