@@ -119,7 +119,8 @@ def markdown(results: dict[str, list[dict]], config: ReportConfig) -> str:
     lines.append("")
     for name in results:
         folder = config.work_dir / config.budget / name
-        figures = sorted(folder.glob("*.png"))
+        figures = sorted(f for f in folder.rglob("*.png")
+                         if "runs" not in f.relative_to(folder).parts)  # fmt: skip
         if figures:
             lines += [f"## {name}", ""]
             lines += [f"![{f.stem}]({os.path.relpath(f.resolve(), base)})" for f in figures]
