@@ -235,11 +235,15 @@ class Run:
         set_seed(derive_seed("noise", self.config.seed, self.rank) % 2**32)
 
     # -- the one set-up call ----------------------------------------------------------------
-    def prepare(self, *objects: Any) -> Any:
+    def prepare(self, *objects: Any, checkpointed: Sequence[Any] = ()) -> Any:
         """Call once data and model are built: prepares models/optimizers/schedulers for the
         device and processes, seeds per-rank noise, restores the --resume checkpoint, and only
         then writes the run folder and starts the tracker. Returns the prepared objects
-        (one object alone, like `Accelerator.prepare`)."""
+        (one object alone, like `Accelerator.prepare`). `checkpointed`: further objects with
+        `state_dict`/`load_state_dict` saved in every checkpoint and restored on --resume, left
+        as they are otherwise (e.g. a convergence monitor, members that are not DDP-wrapped)."""
+        for thing in checkpointed:
+            self.accelerator.register_for_checkpointing(thing)
         prepared = self.accelerator.prepare(*objects) if objects else ()
         self.seed_per_rank()
         self._on_main(self._open_run_dir)
@@ -332,7 +336,7 @@ class Run:
                 "a new run"
             )
 
-    def _disk_error(self, what: Path, exc: OSError, needed: int = 0) -> UsageError:
+    def _disk_error(self, what: Path, exc: BaseException, needed: int = 0) -> UsageError:
         free = shutil.disk_usage(self.run_dir).free if self.run_dir.exists() else 0
         space = (
             f"; it needs about {needed / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free"
@@ -341,7 +345,8 @@ class Run:
         )
         keep = complete_checkpoints(self.run_dir)
         kept = f"; checkpoint {keep[-1]} is kept (--resume {self.run_dir})" if keep else ""
-        return UsageError(f"cannot write {what} ({exc.strerror or first_line(exc)}){space}; "
+        reason = getattr(exc, "strerror", None) or first_line(exc)
+        return UsageError(f"cannot write {what} ({reason}){space}; "
                           f"free space or choose another --out-dir{kept}")  # fmt: skip
 
     def write_json(self, name: str, payload: dict) -> Path:
@@ -429,27 +434,45 @@ class Run:
         error = ""
         try:
             self.accelerator.save_state(str(partial))
-        except OSError as exc:
-            error = str(exc)
+            if self.is_main:
+                (partial / LOOP_STATE).write_text(json.dumps(asdict(self.state)))
+        # A full disk surfaces as OSError from Python, RuntimeError from torch.save's stream
+        # writer and SafetensorError from safetensors: all mean "this checkpoint is not written".
+        except Exception as exc:  # noqa: BLE001
+            error = f"{type(exc).__name__}: {first_line(exc)}"
             failure = exc
         # Every rank learns whether any rank failed, so all stop together.
         errors = gather_object([error]) if self.world_size > 1 else [error]
         if any(errors):
-            previous = complete_checkpoints(self.run_dir)
-            needed = sum(f.stat().st_size for f in previous[-1].rglob("*")) if previous else 0
+            needed = self._checkpoint_bytes()
             if self.is_main:
                 shutil.rmtree(partial, ignore_errors=True)
             exc = failure if error else OSError(next(e for e in errors if e))
             raise self._disk_error(partial, exc, needed) from exc
         if self.is_main:
-            (partial / LOOP_STATE).write_text(json.dumps(asdict(self.state)))
-            if final.exists():  # a re-run of this epoch after resuming from an earlier one
-                shutil.rmtree(final)
-            os.replace(partial, final)
+            try:
+                if final.exists():  # a re-run of this epoch after resuming from an earlier one
+                    shutil.rmtree(final)
+                os.replace(partial, final)
+            except OSError as exc:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise self._disk_error(final, exc, self._checkpoint_bytes()) from exc
             for old in complete_checkpoints(self.run_dir)[:-KEEP_CHECKPOINTS]:
                 shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
         return final
+
+    def _checkpoint_bytes(self) -> int:
+        """About what one checkpoint takes: the last complete one's size, else the prepared
+        models' and optimizers' tensors."""
+        previous = complete_checkpoints(self.run_dir)
+        if previous:
+            return sum(f.stat().st_size for f in previous[-1].rglob("*") if f.is_file())
+        tensors = [t for m in self.accelerator._models for t in m.state_dict().values()]
+        for optimizer in self.accelerator._optimizers:
+            tensors += [t for state in optimizer.state_dict()["state"].values()
+                        for t in state.values() if torch.is_tensor(t)]  # fmt: skip
+        return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
 
     def restore(self) -> None:
         """Load the checkpoint chosen by --resume (called by `prepare`)."""
@@ -607,7 +630,9 @@ def guarded_main(main: Callable[[], Any]) -> Any:
             raise
         run = ACTIVE_RUN
         note = run.abandon()
-        print(f"error: rank {run.rank}: another process of this run stopped responding or "
+        others = [str(rank) for rank in range(run.world_size) if rank != run.rank]
+        gone = f"rank {others[0]}" if len(others) == 1 else f"one of ranks {', '.join(others)}"
+        print(f"error: rank {run.rank}: {gone} of this run stopped responding or "
               f"died (no answer within --ddp-timeout {run.config.ddp_timeout} s: "
               f"{first_line(exc)}); {note or 'see the other ranks’ logs'}",
               file=sys.stderr, flush=True)  # fmt: skip
