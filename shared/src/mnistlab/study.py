@@ -1,7 +1,7 @@
 """What a study registers, once, under the `mnistlab.studies` entry-point group.
 
     [project.entry-points."mnistlab.studies"]
-    my-study = "my_study.train:STUDY"
+    my-study = "my_study.study:STUDY"
 
 `STUDY = Study(MyConfig, train, DESCRIPTION, reproduce=..., smoke_args=...)` gives the study
 `uv run --package my-study train`, `python -m my_study`, a row in `uv run report`, and the

@@ -37,8 +37,7 @@ def train(config: AEConfig) -> dict[str, Any]:
     model = Autoencoder(config.hidden, config.latent)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     convergence = Convergence(config.converge_window, config.converge_tolerance)
-    run.accelerator.register_for_checkpointing(convergence)  # before prepare restores --resume
-    model, optimizer = run.prepare(model, optimizer)
+    model, optimizer = run.prepare(model, optimizer, checkpointed=[convergence])
     per_image = bce_per_image if config.loss == "bce" else squared_error_per_image
 
     epoch_loss = torch.zeros((), device=run.device)

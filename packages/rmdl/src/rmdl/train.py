@@ -96,10 +96,9 @@ def train(config: RmdlConfig) -> dict[str, Any]:
     ensemble = Ensemble(specs).to(run.device)
     owned = list(range(run.rank, len(specs), run.world_size))
     # The ensemble is not wrapped for DDP (members are split, gradients never synchronised):
-    # it is checkpointed as a registered object; the optimizers are prepared as usual.
-    run.accelerator.register_for_checkpointing(ensemble)
+    # it is checkpointed as it is; the optimizers are prepared as usual.
     optimizers = [make_optimizer(member) for member in ensemble.members]
-    prepared = run.prepare(*optimizers)
+    prepared = run.prepare(*optimizers, checkpointed=[ensemble])
     optimizers = list(prepared) if len(optimizers) > 1 else [prepared]
 
     def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
