@@ -37,4 +37,6 @@ def data_dir() -> Path:
     """The raw-file data root (MNISTLAB_DATA or ../shared/data); skips if MNIST is absent."""
     if not has_dataset("MNIST"):
         pytest.skip(f"MNIST raw files not found under {_data_root()} (set MNISTLAB_DATA)")
+    # Command lines run in tests without --data-dir find the same files.
+    os.environ.setdefault("MNISTLAB_DATA", str(_data_root()))
     return _data_root()
