@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from ae_overfit.config import AEConfig
 from ae_overfit.train import train
@@ -126,8 +126,8 @@ def markdown_table(steps: list[dict], caption: str) -> str:
 
 def plot_excess(steps: list[dict], path: Path, x: str, title: str) -> None:
     """Train and test excess BCE against `x` (params or train_samples), log-scaled."""
-    plt.switch_backend("Agg")  # files only; no display needed
-    figure, ax = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    ax = figure.subplots()
     xs = [s[x] for s in steps]
     ax.plot(xs, [s["train_excess"] for s in steps], "o-", label="train excess BCE")
     ax.plot(xs, [s["test_excess"] for s in steps], "s-", label="test excess BCE")
@@ -139,7 +139,6 @@ def plot_excess(steps: list[dict], path: Path, x: str, title: str) -> None:
     ax.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def write_results(steps: list[dict], folder: Path, config: SearchConfig) -> None:

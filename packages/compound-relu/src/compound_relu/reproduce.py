@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from compound_relu.config import CompoundConfig
 from compound_relu.train import STEEPNESSES, train
@@ -145,8 +145,8 @@ def markdown_table(summaries: dict, base: CompoundConfig, budget: Budget) -> str
 
 
 def plot(summaries: dict, path: Path) -> None:
-    plt.switch_backend("Agg")  # files only; no display needed
-    figure, axes = plt.subplots(1, len(summaries), figsize=(6 * len(summaries), 4), squeeze=False)
+    figure = Figure(figsize=(6 * len(summaries), 4))
+    axes = figure.subplots(1, len(summaries), squeeze=False)
     for ax, (dataset, arms) in zip(axes[0], summaries.items(), strict=True):
         for i, runs in enumerate(arms.values()):
             values = accuracy(runs)
@@ -161,7 +161,6 @@ def plot(summaries: dict, path: Path) -> None:
         ax.set_title(f"{dataset}: equal parameter count, {len(SEEDS)} seeds")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def reproduce(budget: Budget, folder: Path) -> list[Row]:

@@ -9,7 +9,7 @@ import json
 import statistics
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from guess_net.config import GuessNetConfig
 from guess_net.model import parameter_count
@@ -115,8 +115,8 @@ def markdown_table(results: dict, base: GuessNetConfig, seeds: tuple[int, ...]) 
 
 
 def plot(results: dict, path: Path) -> None:
-    plt.switch_backend("Agg")  # files only; no display needed
-    figure, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 4))
+    figure = Figure(figsize=(4.2 * len(METRICS), 4))
+    axes = figure.subplots(1, len(METRICS))
     arms = list(results)
     for ax, (key, (unit, scale)) in zip(axes, METRICS.items(), strict=True):
         for i, arm in enumerate(arms):
@@ -132,7 +132,6 @@ def plot(results: dict, path: Path) -> None:
         ax.set_ylim(low - margin, high + 0.5 * margin)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def reproduce(budget: Budget, folder: Path) -> list[Row]:
