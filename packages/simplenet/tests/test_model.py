@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from simplenet.config import SimpleNetConfig
-from simplenet.model import SimpleNet, build_model, parameter_count
+from simplenet.model import SimpleNet, build_model, parameter_count, shift_averaged
 from simplenet.train import one_cycle_multiplier, paper_multiplier
 
 # Parameter counts of the source's nets on 1-channel input (studies.md §3).
@@ -95,6 +95,9 @@ def test_preset_fills_in_only_what_the_command_line_leaves_open() -> None:
     preset = SimpleNetConfig(preset="speedrun")
     assert (preset.model, preset.recipe) == ("fast-tiny", "modern")
     assert SimpleNetConfig(preset="speedrun", epochs=5).epochs == 5
+    assert SimpleNetConfig(preset="speedrun", tta=0).tta == 0
+    longer = SimpleNetConfig(preset="speedrun-995")
+    assert (longer.model, longer.epochs, longer.translate, longer.tta) == ("fast-tiny", 10, 1, 1)
     paper = SimpleNetConfig()
     assert (paper.model, paper.recipe, paper.batch_size, paper.lr) == (
         "standard",
@@ -102,3 +105,20 @@ def test_preset_fills_in_only_what_the_command_line_leaves_open() -> None:
         100,
         0.1,
     )
+
+
+def test_shift_averaging_averages_probabilities_over_the_five_shifted_copies() -> None:
+    images = torch.zeros(2, 1, 28, 28)
+    images[0, 0, 10, 10] = 1.0  # one bright pixel: its shifted copies differ
+    seen: list[torch.Tensor] = []
+
+    def model(batch: torch.Tensor) -> torch.Tensor:
+        seen.append(batch.clone())
+        return batch.flatten(1)[:, :10] * 0 + batch.flatten(1).argmax(1, keepdim=True).float()
+
+    assert shift_averaged(model, 0) is model  # type: ignore[arg-type]
+    log_probabilities = shift_averaged(model, 1)(images)  # type: ignore[arg-type]
+    assert len(seen) == 5 and all(batch.shape == images.shape for batch in seen)
+    bright = sorted(divmod(int(batch[0, 0].argmax()), 28) for batch in seen)
+    assert bright == [(9, 10), (10, 9), (10, 10), (10, 11), (11, 10)]
+    assert torch.allclose(log_probabilities.exp().sum(1), torch.ones(2))

@@ -12,8 +12,8 @@ import dataclasses
 import statistics
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from accelerate.state import AcceleratorState
+from matplotlib.figure import Figure
 
 from mnistlab.study import Budget, Row, train_or_reuse
 from simplenet.config import SimpleNetConfig
@@ -92,8 +92,8 @@ def write_outputs(rows: list[Row], curves: dict[str, list[float]], folder: Path)
     lines += [f"| {r.setting} | {r.ours} | {r.source if r.source is not None else '—'} | "
               f"{r.note} |" for r in rows]  # fmt: skip
     (folder / "table.md").write_text("\n".join(lines) + "\n")
-    plt.switch_backend("Agg")  # files only; no display needed
-    figure, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(curves)))
+    figure = Figure(figsize=(7, 0.6 + 0.5 * len(curves)))
+    ax = figure.subplots()
     for index, values in enumerate(curves.values()):
         ax.scatter(values, [index] * len(values), color="tab:blue")
     ax.set_yticks(range(len(curves)), list(curves))
@@ -101,4 +101,3 @@ def write_outputs(rows: list[Row], curves: dict[str, list[float]], folder: Path)
     ax.set_xlabel("test accuracy % (one dot per seed)")
     figure.tight_layout()
     figure.savefig(folder / "accuracy.png", dpi=120)
-    plt.close(figure)

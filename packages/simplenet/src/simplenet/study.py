@@ -14,5 +14,5 @@ STUDY = Study(
                 "--val-size", "256", "--batch-size", "64"),
     bad_args=(("--preset", "fastest"), ("--recipe", "sgd"), ("--model", "resnet"),
               ("--dropout", "1"), ("--label-smoothing", "-0.1"), ("--bn-momentum", "0"),
-              ("--warmup", "1"), ("--weight-decay", "-1")),
+              ("--warmup", "1"), ("--weight-decay", "-1"), ("--tta", "9")),
 )  # fmt: skip

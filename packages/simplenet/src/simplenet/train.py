@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from mnistlab.classify import classification_metrics, mnist_sources, prefixed
 from mnistlab.runtime import Run, fit
 from simplenet.config import SimpleNetConfig
-from simplenet.model import build_model, parameter_count
+from simplenet.model import build_model, parameter_count, shift_averaged
 
 DESCRIPTION = (
     "SimpleNet (13-layer standard, 5.50M params; slim, 311K) with the source's Caffe AdaDelta "
@@ -72,9 +72,10 @@ def train(config: SimpleNetConfig) -> dict[str, Any]:
             images = images.contiguous(memory_format=torch.channels_last)
         return F.cross_entropy(model(images), labels, label_smoothing=config.label_smoothing)
 
+    metrics = classification_metrics(shift_averaged(model, config.tta))
     fit(run, model=model, optimizers=[optimizer], train=data.train, loss_fn=loss_fn,
-        evaluate=lambda: prefixed("val", run.evaluate(data.val, classification_metrics(model))),
+        evaluate=lambda: prefixed("val", run.evaluate(data.val, metrics)),
         epochs=config.epochs)  # fmt: skip
     model.eval()
-    test = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
+    test = prefixed("test", run.evaluate(data.test, metrics))
     return run.finish(test, model)
