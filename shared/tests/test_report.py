@@ -77,11 +77,14 @@ def test_report_quick_writes_every_row_of_a_real_study_and_reuses_it(tmp_path: P
     rows_file = tmp_path / "reports" / "quick" / FAST_STUDY / "rows.json"
     rows = json.loads(rows_file.read_text())
     assert len(rows) >= 2 and all("error" not in row for row in rows)
+    measured = {"minutes", "machine", "measured"}
     for row in rows:
-        Row(**{k: v for k, v in row.items() if k != "minutes"}).check()
+        assert measured <= row.keys()
+        Row(**{k: v for k, v in row.items() if k not in measured}).check()
     table = [line for line in config.out.read_text().splitlines()
              if line.startswith(f"| {FAST_STUDY} |")]  # fmt: skip
-    assert len(table) == len(rows)
+    assert len(table) == len(rows) + 1  # its rows, then where and when they were measured
+    assert table[-1].startswith(f"| {FAST_STUDY} | {rows[0]['machine']} |")
     assert any("matches" in line or "better" in line or "worse" in line for line in table)
     stamp = rows_file.stat().st_mtime_ns
     report(config)  # finished rows are reused

@@ -86,7 +86,9 @@ def reproduce_study(name: str, budget: Budget, folder: Path, again: bool) -> lis
         print(f"[{name}] failed: {first_line(exc)}", flush=True)
         return [{"setting": "(reproduction failed)", "error": first_line(exc)}]
     minutes = (time.perf_counter() - started) / 60
-    payload = [{**dataclasses.asdict(r), "minutes": round(minutes, 2)} for r in rows]
+    measured = {"minutes": round(minutes, 2), "machine": machine(),
+                "measured": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+    payload = [{**dataclasses.asdict(r), **measured} for r in rows]
     rows_path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"[{name}] {len(rows)} rows in {minutes:.1f} min", flush=True)
     return payload
@@ -98,7 +100,8 @@ def markdown(results: dict[str, list[dict]], config: ReportConfig) -> str:
         "# mnistlab: every study against its source",
         "",
         f"Budget `{config.budget}`, written {time.strftime('%Y-%m-%d %H:%M')} by "
-        f"`uv run report --budget {config.budget}` on {machine()}. "
+        f"`uv run report --budget {config.budget}` on {machine()}; reused rows keep the machine "
+        "and date they were measured on (last table). "
         "Ours: mean ± std over n seeds (or runs), the last epoch's result, model selection on a "
         "validation split only. Verdict: within the row's tolerance of the source's number, "
         "or better / worse.",
@@ -116,6 +119,11 @@ def markdown(results: dict[str, list[dict]], config: ReportConfig) -> str:
             note = f" — {row.note}" if row.note else ""
             lines.append(f"| {name} | {row.setting} ({row.unit}){note} | {row.ours} | {source} | "
                          f"{row.verdict} | `{row.command}` |")  # fmt: skip
+    lines += ["", "| study | measured on | when | minutes |", "|---|---|---|---|"]
+    for name, rows in results.items():
+        first = rows[0]
+        lines.append(f"| {name} | {first.get('machine', 'not recorded')} | "
+                     f"{first.get('measured', '—')} | {first.get('minutes', '—')} |")  # fmt: skip
     lines.append("")
     for name in results:
         folder = config.work_dir / config.budget / name
