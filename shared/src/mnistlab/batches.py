@@ -29,20 +29,22 @@ def random_translate(
     """Shift each image by an independent random offset in [-pad, pad]^2, filling with `fill`.
 
     Equivalent to torchvision's RandomCrop(size, padding=pad, fill=...) per sample, done as one
-    pad and one gather for the whole batch.
+    pad and one `gather` of each sample's window from its flattened padded image (on a CPU ~2x
+    faster than indexing with four broadcast index tensors, and bitwise the same).
     """
     if pad == 0:
         return images
     batch, channels, height, width = images.shape
     padded = F.pad(images, (pad, pad, pad, pad), value=fill)
+    padded_width = width + 2 * pad
     offsets = torch.randint(
         0, 2 * pad + 1, (2, batch), generator=generator, device=generator.device
     ).to(images.device)
-    rows = (offsets[0, :, None] + torch.arange(height, device=images.device))[:, None, :, None]
-    cols = (offsets[1, :, None] + torch.arange(width, device=images.device))[:, None, None, :]
-    batch_index = torch.arange(batch, device=images.device)[:, None, None, None]
-    channel_index = torch.arange(channels, device=images.device)[None, :, None, None]
-    return padded[batch_index, channel_index, rows, cols]
+    rows = torch.arange(height, device=images.device)[:, None] * padded_width
+    window = (rows + torch.arange(width, device=images.device)).flatten()
+    corner = offsets[0] * padded_width + offsets[1]
+    index = (corner[:, None] + window)[:, None, :].expand(batch, channels, height * width)
+    return padded.flatten(2).gather(2, index).view(batch, channels, height, width)
 
 
 def shard_indices(n: int, seed: int, epoch: int, rank: int, world_size: int) -> torch.Tensor:
