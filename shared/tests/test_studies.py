@@ -6,12 +6,14 @@ Each test runs the study's command line in this process (`Study.main(argv)`), as
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
 import pytest
 
 from mnistlab.dispatch import installed_studies, load_study
+from mnistlab.runtime import Run, Terminated
 from mnistlab.study import Study
 
 STUDIES = sorted(installed_studies())
@@ -127,3 +129,46 @@ def test_resume_after_epoch_1_equals_the_uninterrupted_run(study: Study, data_di
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()]
     epochs = [json.loads(line).get("epoch") for line in (run_dir / "metrics.jsonl").open()]
     assert len(steps) == len(set(zip(steps, epochs, strict=True))), "duplicated metrics lines"
+
+
+@pytest.mark.parametrize(("interruption", "exit_code", "name"),
+                         [(KeyboardInterrupt, 130, "Ctrl-C"), (Terminated, 143, "SIGTERM")])  # fmt: skip
+def test_an_interruption_says_in_one_line_which_checkpoint_is_kept(
+    study: Study, data_dir, tmp_path, capsys, monkeypatch, interruption, exit_code, name
+) -> None:
+    if not study.resumable:
+        pytest.skip(f"{study.name} writes no checkpoints")
+    save = Run.save_checkpoint
+
+    def save_then_interrupt(run: Run) -> Path:
+        save(run)
+        raise interruption  # as if Ctrl-C / SIGTERM arrived right after epoch 1's checkpoint
+
+    monkeypatch.setattr(Run, "save_checkpoint", save_then_interrupt)
+    code, _, err = run_cli(study, smoke(study, tmp_path, "a", "--epochs", "2"), capsys)
+    run_dir = tmp_path / study.name / "a"
+    assert code == exit_code and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted ({name}): checkpoint {run_dir / 'checkpoints' / 'epoch-0001'} is kept; "
+        f"continue with --resume {run_dir}"
+    )
+
+
+def test_a_full_disk_at_the_first_checkpoint_is_one_line_and_leaves_nothing(
+    study: Study, data_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    if not study.resumable:
+        pytest.skip(f"{study.name} writes no checkpoints")
+
+    def full(self, output_dir: str, **kwargs) -> None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("accelerate.Accelerator.save_state", full)
+    code, _, err = run_cli(study, smoke(study, tmp_path, "a", "--epochs", "1"), capsys)
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: cannot write") and "No space left on device" in last
+    assert "MiB" in last and "--out-dir" in last
+    assert not (tmp_path / study.name / "a").exists(), "a run with no checkpoint leaves nothing"
