@@ -130,3 +130,17 @@ def test_ge2e_on_latent_codes_trains_its_scale_and_the_encoder() -> None:
     training_loss(config, model, x, labels, epoch_index=0).backward()
     assert model.ge2e is not None and model.ge2e.w.grad is not None
     assert model.ge2e.w.grad.abs().item() > 0
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "linear"])
+def test_the_decoder_output_is_sigmoid_or_linear(output: str) -> None:
+    torch.manual_seed(0)
+    model = GuessNetVAE(decoder_output=output).eval()
+    with torch.no_grad():
+        model.decoder[-1].bias.fill_(-5.0)  # pre-activations far below 0
+        recon = model(torch.rand(4, 784), route="none", decode=True).recon
+    assert recon is not None and recon.shape == (4, 784)
+    if output == "sigmoid":
+        assert ((recon > 0) & (recon < 1)).all()
+    else:
+        assert (recon < 0).any()

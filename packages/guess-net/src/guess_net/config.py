@@ -49,6 +49,8 @@ class GuessNetConfig(ClassifierConfig):
     """Guess net width per encoder layer (the source's is set in an unpublished config)."""
     reconstruction: Literal["mse", "bce"] = "mse"
     """Reconstruction loss, averaged over pixels as the source (mse) or BCE."""
+    decoder_output: Literal["sigmoid", "linear"] = "sigmoid"
+    """The decoder's output: sigmoid (pixels in [0, 1], as the source) or linear (mse only)."""
     kl_weight: float = 5e-4
     """Weight of the KL term averaged over latent dimensions, as the source."""
     ge2e_weight: float = 0.0
@@ -65,6 +67,10 @@ class GuessNetConfig(ClassifierConfig):
             f"--hidden needs widths >= 2 (each is split in half), got {self.hidden}",
         )
         require(self.latent >= 1, f"--latent must be >= 1, got {self.latent}")
+        require(
+            not (self.reconstruction == "bce" and self.decoder_output == "linear"),
+            "--reconstruction bce needs --decoder-output sigmoid (BCE takes probabilities)",
+        )
         require(
             self.classifier_hidden >= 1,
             f"--classifier-hidden must be >= 1, got {self.classifier_hidden}",

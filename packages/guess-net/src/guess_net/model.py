@@ -90,6 +90,7 @@ class GuessNetVAE(nn.Module):
         reserved_trim: int = 0,
         flag_threshold: float = 0.5,
         ge2e: bool = False,
+        decoder_output: Literal["sigmoid", "linear"] = "sigmoid",
     ) -> None:
         """`hidden` are the full widths; each layer's main half has width // 2 units and its
         reserved half the rest, less `reserved_trim` units in the first layer (to pay for the
@@ -97,6 +98,7 @@ class GuessNetVAE(nn.Module):
         super().__init__()
         self.reserved_form = reserved
         self.flag_threshold = flag_threshold
+        self.decoder_output = decoder_output
         main_widths = [width // 2 for width in hidden]
         reserved_widths = [width - width // 2 for width in hidden]
         reserved_widths[0] -= reserved_trim
@@ -164,7 +166,9 @@ class GuessNetVAE(nn.Module):
         recon = None
         if decode:
             z = z_mean + torch.exp(0.5 * z_logvar) * torch.randn_like(z_mean)
-            recon = torch.sigmoid(self.decoder(z))
+            recon = self.decoder(z)
+            if self.decoder_output == "sigmoid":
+                recon = torch.sigmoid(recon)
         return Outputs(
             self.classifier(z_mean), self.classifier(mean_main), guess_logit, gate.squeeze(1),
             z_mean, z_logvar, recon,

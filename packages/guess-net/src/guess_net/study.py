@@ -14,5 +14,6 @@ STUDY = Study(
                 "256", "--batch-size", "64"),
     bad_args=(("--hidden", "1"), ("--flag-threshold", "1"), ("--gamma", "-1"),
               ("--alpha", "2"), ("--hard-fraction", "0"), ("--border-epoch", "0"),
-              ("--hidden", "2000000000"), ("--dropout", "1")),
+              ("--hidden", "2000000000"), ("--dropout", "1"),
+              ("--reconstruction", "bce", "--decoder-output", "linear")),
 )  # fmt: skip

@@ -43,7 +43,7 @@ def build_model(config: GuessNetConfig, classes: int) -> GuessNetVAE:
             reserved=config.reserved, pixels=PIXELS, hidden=config.hidden, latent=config.latent,
             classifier_hidden=config.classifier_hidden, classes=classes, dropout=config.dropout,
             guess_width=config.guess_width, flag_threshold=config.flag_threshold,
-            ge2e=config.ge2e_weight > 0,
+            ge2e=config.ge2e_weight > 0, decoder_output=config.decoder_output,
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(f"--reserved conditional --hidden {config.hidden}: {exc}") from exc
