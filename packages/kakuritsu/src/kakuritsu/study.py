@@ -13,5 +13,6 @@ STUDY = Study(
     smoke_args=("--model", "small", "--hidden", "32", "--train-samples", "512", "--val-size",
                 "256", "--batch-size", "64"),
     bad_args=(("--p", "0"), ("--image-size", "0"), ("--arch", "alexnet", "--dummy"),
-              ("--hidden", "2000000000"), ("--dropout", "1")),
+              ("--hidden", "2000000000"), ("--dropout", "1"),
+              ("--dummy", "--image-size", "100000")),
 )  # fmt: skip

@@ -37,6 +37,11 @@ def imagenet_batches(config: KakuritsuConfig, run: Run) -> Sources:
     """(train, validation, test, classes) from an ImageFolder root or fake data."""
     normalize = transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     size = config.image_size
+    # A lower bound: the input batch and a ResNet stem's 64 maps at half size, kept for the
+    # backward pass and BatchNorm (4 copies); the deeper layers need more.
+    check_memory(config.batch_size * (3 + 4 * 64 / 4) * size * size * 4,
+                 f"--image-size {size} at --batch-size {config.batch_size}",
+                 "choose a smaller --image-size or --batch-size", run.device)  # fmt: skip
     if config.dummy:
         shape = (3, size, size)
         train_set = torchvision.datasets.FakeData(config.dummy_samples, shape, 1000,
