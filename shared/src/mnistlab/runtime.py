@@ -463,12 +463,13 @@ class Run:
         return final
 
     def _checkpoint_bytes(self) -> int:
-        """About what one checkpoint takes: the last complete one's size, else the prepared
-        models' and optimizers' tensors."""
+        """About what one checkpoint takes: the last complete one's size, else the tensors of
+        the prepared models and optimizers and of the objects passed as `checkpointed`."""
         previous = complete_checkpoints(self.run_dir)
         if previous:
             return sum(f.stat().st_size for f in previous[-1].rglob("*") if f.is_file())
-        tensors = [t for m in self.accelerator._models for t in m.state_dict().values()]
+        holders = [*self.accelerator._models, *self.accelerator._custom_objects]
+        tensors = [t for holder in holders for t in holder.state_dict().values()]
         for optimizer in self.accelerator._optimizers:
             tensors += [t for state in optimizer.state_dict()["state"].values()
                         for t in state.values() if torch.is_tensor(t)]  # fmt: skip
