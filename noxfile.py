@@ -15,35 +15,51 @@ nox.options.default_venv_backend = "none"
 nox.options.sessions = ["tests", "lint"]
 
 ROOT = Path(__file__).parent
-PACKAGES = {"mnistlab": "shared", **{p.name: f"packages/{p.name}" for p in
-                                     sorted((ROOT / "packages").iterdir())
-                                     if (p / "pyproject.toml").is_file()}}  # fmt: skip
+PACKAGES = {
+    "mnistlab": "shared",
+    **{
+        p.name: f"packages/{p.name}"
+        for p in sorted((ROOT / "packages").iterdir())
+        if (p / "pyproject.toml").is_file()
+    },
+}
 BENCHMARKS = sorted(ROOT.glob("benchmarks/*.py")) + sorted(ROOT.glob("packages/*/benchmarks/*.py"))
 
 
 def uv_run(session: nox.Session, package: str, *args: str, **kwargs) -> None:
     # mnistlab's suite tests every registered study (and benchmarks may use any study), so
     # those run with all members installed.
-    target = ["--package", package] if package in PACKAGES and package != "mnistlab" else [
-        "--all-packages"]  # fmt: skip
-    session.run("uv", "run", "--locked", *target, "--group", "dev", *args, external=True,
-                **kwargs)  # fmt: skip
+    target = (
+        ["--package", package]
+        if package in PACKAGES and package != "mnistlab"
+        else ["--all-packages"]
+    )
+    session.run("uv", "run", "--locked", *target, "--group", "dev", *args, external=True, **kwargs)
 
 
 @nox.session
 @nox.parametrize("package", list(PACKAGES))
 def tests(session: nox.Session, package: str) -> None:
     """pytest for one package without the slow tests; extra arguments go to pytest."""
-    uv_run(session, package, "pytest", f"{PACKAGES[package]}/tests", "-m", "not slow",
-           *session.posargs)  # fmt: skip
+    uv_run(
+        session, package, "pytest", f"{PACKAGES[package]}/tests", "-m", "not slow", *session.posargs
+    )
 
 
 @nox.session
 @nox.parametrize("package", list(PACKAGES))
 def slow(session: nox.Session, package: str) -> None:
     """Only the tests marked slow (longer CPU training runs); exit 5 (none) counts as success."""
-    uv_run(session, package, "pytest", f"{PACKAGES[package]}/tests", "-m", "slow",
-           *session.posargs, success_codes=[0, 5])  # fmt: skip
+    uv_run(
+        session,
+        package,
+        "pytest",
+        f"{PACKAGES[package]}/tests",
+        "-m",
+        "slow",
+        *session.posargs,
+        success_codes=[0, 5],
+    )
 
 
 @nox.session

@@ -56,27 +56,43 @@ def main() -> None:
     if args.quick:
         split = split.subset(torch.arange(10_000))
     info = DATASETS["mnist"]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, samples {len(split)}, batch {args.batch_size}")  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, samples {len(split)}, batch {args.batch_size}"
+    )
 
     loader = DataLoader(
-        TorchvisionStyleMNIST(split, transforms.Compose([
-            transforms.RandomCrop(28, padding=2), transforms.ToTensor(),
-            transforms.Normalize((info.mean,), (info.std,))])),
-        batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-    )  # fmt: skip
+        TorchvisionStyleMNIST(
+            split,
+            transforms.Compose(
+                [
+                    transforms.RandomCrop(28, padding=2),
+                    transforms.ToTensor(),
+                    transforms.Normalize((info.mean,), (info.std,)),
+                ]
+            ),
+        ),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+    )
     baseline, n_base = time_epoch(loader)
-    print(f"torchvision DataLoader ({args.workers} workers): {baseline:.2f} s/epoch "
-          f"({n_base / baseline:,.0f} samples/s)")  # fmt: skip
+    print(
+        f"torchvision DataLoader ({args.workers} workers): {baseline:.2f} s/epoch "
+        f"({n_base / baseline:,.0f} samples/s)"
+    )
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
-        source = BatchSource(split, args.batch_size, device, Normalisation(info.mean, info.std),
-                             translate=2)  # fmt: skip
+        source = BatchSource(
+            split, args.batch_size, device, Normalisation(info.mean, info.std), translate=2
+        )
         time_epoch(source.train_epoch(0))  # warm-up (allocator, kernels)
         ours, n_ours = time_epoch(source.train_epoch(1))
-        print(f"mnistlab BatchSource on {device}: {ours:.3f} s/epoch "
-              f"({n_ours / ours:,.0f} samples/s) -> {baseline / ours:.1f}x faster")  # fmt: skip
+        print(
+            f"mnistlab BatchSource on {device}: {ours:.3f} s/epoch "
+            f"({n_ours / ours:,.0f} samples/s) -> {baseline / ours:.1f}x faster"
+        )
 
 
 if __name__ == "__main__":

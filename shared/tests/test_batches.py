@@ -16,10 +16,16 @@ def numbered_split(n: int) -> Split:
 def test_training_shards_are_disjoint_equal_and_cover_all_but_the_remainder() -> None:
     split, world = numbered_split(1003), 4
     shards = [
-        torch.cat([labels for _, labels in BatchSource(
-            split, 64, seed=7, rank=rank, world_size=world).train_epoch(epoch=2)])
+        torch.cat(
+            [
+                labels
+                for _, labels in BatchSource(
+                    split, 64, seed=7, rank=rank, world_size=world
+                ).train_epoch(epoch=2)
+            ]
+        )
         for rank in range(world)
-    ]  # fmt: skip
+    ]
     assert {len(s) for s in shards} == {1003 // world}
     seen = torch.cat(shards)
     assert len(set(seen.tolist())) == len(seen) == 1003 - 1003 % world

@@ -24,9 +24,10 @@ def test_splits_have_the_documented_shapes_and_class_counts(data_dir: Path, name
     train, test = load_split(name, "train", data_dir), load_split(name, "test", data_dir)
     assert train.images.shape == (60000, 1, 28, 28) and train.images.dtype == torch.uint8
     assert test.images.shape == (10000, 1, 28, 28) and test.labels.dtype == torch.int64
-    assert train.labels.bincount().tolist()[:3] == {
-        "mnist": [5923, 6742, 5958], "fashion-mnist": [6000] * 3, "kmnist": [6000] * 3
-    }[name]  # fmt: skip
+    assert (
+        train.labels.bincount().tolist()[:3]
+        == {"mnist": [5923, 6742, 5958], "fashion-mnist": [6000] * 3, "kmnist": [6000] * 3}[name]
+    )
     assert snapshot(data_dir) == before, "loading must never write into the data folder"
 
 

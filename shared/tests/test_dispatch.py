@@ -35,8 +35,9 @@ def title(study: str) -> str:
 
 
 def help_text(*command: str, **env: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **env})  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=180, env={**os.environ, **env}
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -75,15 +76,22 @@ def test_python_dash_m_runs_each_study() -> None:
 
 def test_environment_variable_selects_the_study() -> None:
     for study in workspace_studies()[:2]:
-        out = help_text(sys.executable, "-c", "from mnistlab.dispatch import main; main()",
-                        "--help", MNISTLAB_STUDY=study)  # fmt: skip
+        out = help_text(
+            sys.executable,
+            "-c",
+            "from mnistlab.dispatch import main; main()",
+            "--help",
+            MNISTLAB_STUDY=study,
+        )
         assert title(study) in out
 
 
 def test_unknown_study_is_refused_in_one_line() -> None:
     done = subprocess.run(
         [sys.executable, "-c", "from mnistlab.dispatch import main; main()", "--help"],
-        capture_output=True, text=True, env={**os.environ, "MNISTLAB_STUDY": "nope"},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MNISTLAB_STUDY": "nope"},
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "'nope' has no trainer" in done.stderr

@@ -18,9 +18,16 @@ FAST_STUDY = "mirror-symmetry"  # its quick reproduction takes seconds
 
 
 def good_row(**changes) -> Row:
-    values = {"setting": "s", "values": [1.0, 2.0], "unit": "test error %", "source": 1.4,
-              "source_ref": "paper table 1", "tolerance": 0.2, "higher_is_better": False,
-              "command": "uv run report"}  # fmt: skip
+    values = {
+        "setting": "s",
+        "values": [1.0, 2.0],
+        "unit": "test error %",
+        "source": 1.4,
+        "source_ref": "paper table 1",
+        "tolerance": 0.2,
+        "higher_is_better": False,
+        "command": "uv run report",
+    }
     return Row(**{**values, **changes})
 
 
@@ -56,9 +63,10 @@ def test_a_failing_study_is_reported_and_the_others_go_on(tmp_path, monkeypatch)
         (folder / "curve.png").write_bytes(b"\x89PNG")
         return [good_row()]
 
-    studies = {name: Study(type(name, (RunConfig,), {"study": name}), print, name,
-                           reproduce=reproduce)
-               for name, reproduce in (("broken", broken), ("fine", fine))}  # fmt: skip
+    studies = {
+        name: Study(type(name, (RunConfig,), {"study": name}), print, name, reproduce=reproduce)
+        for name, reproduce in (("broken", broken), ("fine", fine))
+    }
     monkeypatch.setattr(report_module, "installed_studies", lambda: dict.fromkeys(studies, ""))
     monkeypatch.setattr(report_module, "load_study", studies.__getitem__)
     out = tmp_path / "REPORT.md"
@@ -71,8 +79,9 @@ def test_a_failing_study_is_reported_and_the_others_go_on(tmp_path, monkeypatch)
 
 @pytest.mark.skipif(FAST_STUDY not in installed_studies(), reason="needs mirror-symmetry")
 def test_report_quick_writes_every_row_of_a_real_study_and_reuses_it(tmp_path: Path) -> None:
-    config = ReportConfig(studies=FAST_STUDY, out=tmp_path / "REPORT.md",
-                          work_dir=tmp_path / "reports")  # fmt: skip
+    config = ReportConfig(
+        studies=FAST_STUDY, out=tmp_path / "REPORT.md", work_dir=tmp_path / "reports"
+    )
     report(config)
     rows_file = tmp_path / "reports" / "quick" / FAST_STUDY / "rows.json"
     rows = json.loads(rows_file.read_text())
@@ -81,8 +90,9 @@ def test_report_quick_writes_every_row_of_a_real_study_and_reuses_it(tmp_path: P
     for row in rows:
         assert measured <= row.keys()
         Row(**{k: v for k, v in row.items() if k not in measured}).check()
-    table = [line for line in config.out.read_text().splitlines()
-             if line.startswith(f"| {FAST_STUDY} |")]  # fmt: skip
+    table = [
+        line for line in config.out.read_text().splitlines() if line.startswith(f"| {FAST_STUDY} |")
+    ]
     assert len(table) == len(rows) + 1  # its rows, then where and when they were measured
     assert table[-1].startswith(f"| {FAST_STUDY} | {rows[0]['machine']} |")
     assert any("matches" in line or "better" in line or "worse" in line for line in table)

@@ -52,8 +52,9 @@ def train_toy(
     run = Run(config)
     train = BatchSource(toy_split(), 64, run.device, seed=config.seed, translate=1)
     test = BatchSource(toy_split(256), 100, run.device)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Dropout(0.3),
-                          nn.Linear(32, 4))  # fmt: skip
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 4)
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
     model, optimizer, scheduler = run.prepare(model, optimizer, scheduler)
@@ -69,9 +70,17 @@ def train_toy(
     def evaluate() -> dict[str, float]:
         return run.evaluate(test, lambda x, y: {"acc": (model(x).argmax(1) == y).float()})
 
-    metrics = fit(run, model=model, optimizers=[optimizer], schedulers=[scheduler], train=train,
-                  loss_fn=loss_fn, evaluate=evaluate, epochs=config.epochs,
-                  on_epoch_end=lambda epoch, _: epoch == stop_after_epoch)  # fmt: skip
+    metrics = fit(
+        run,
+        model=model,
+        optimizers=[optimizer],
+        schedulers=[scheduler],
+        train=train,
+        loss_fn=loss_fn,
+        evaluate=evaluate,
+        epochs=config.epochs,
+        on_epoch_end=lambda epoch, _: epoch == stop_after_epoch,
+    )
     return run.finish(metrics, model)
 
 
@@ -184,15 +193,16 @@ def run_guarded(capsys, *args, **kwargs) -> tuple[int, str]:
     ("signal_number", "code", "name"),
     [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
 )
-def test_an_interruption_says_in_one_line_what_is_kept(tmp_path, capsys, signal_number, code,
-                                                        name):  # fmt: skip
-    exit_code, err = run_guarded(capsys, config(tmp_path, run_name="a"), interrupt_at_step=12,
-                                 signal_number=signal_number)  # fmt: skip
+def test_an_interruption_says_in_one_line_what_is_kept(tmp_path, capsys, signal_number, code, name):
+    exit_code, err = run_guarded(
+        capsys, config(tmp_path, run_name="a"), interrupt_at_step=12, signal_number=signal_number
+    )
     run_dir = tmp_path / "toy" / "a"
     assert exit_code == code
     checkpoint = run_dir / "checkpoints" / "epoch-0001"
-    assert err.strip() == (f"interrupted ({name}): checkpoint {checkpoint} is kept; continue "
-                           f"with --resume {run_dir}")  # fmt: skip
+    assert err.strip() == (
+        f"interrupted ({name}): checkpoint {checkpoint} is kept; continue with --resume {run_dir}"
+    )
     summary = train_toy(config(tmp_path, resume=str(run_dir)))
     assert summary["fingerprint"] == train_toy(config(tmp_path, run_name="b"))["fingerprint"]
 
@@ -251,15 +261,18 @@ def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path: Path) -> N
 # What a full disk raises: Python's OSError, torch.save's stream writer a RuntimeError.
 DISK_FULL = {
     "oserror": (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
-    "torch": (RuntimeError("[enforce fail at inline_container.cc:858] . PytorchStreamWriter "
-                           "failed writing file data/0: file write failed\nframes..."),
-              "file write failed"),
-}  # fmt: skip
+    "torch": (
+        RuntimeError(
+            "[enforce fail at inline_container.cc:858] . PytorchStreamWriter "
+            "failed writing file data/0: file write failed\nframes..."
+        ),
+        "file write failed",
+    ),
+}
 
 
 @pytest.mark.parametrize("raised", list(DISK_FULL))
-def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial(tmp_path, monkeypatch,
-                                                                     raised):  # fmt: skip
+def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial(tmp_path, monkeypatch, raised):
     train_toy(config(tmp_path, run_name="a", epochs=1))
     run_dir = tmp_path / "toy" / "a"
     exc, reason = DISK_FULL[raised]
@@ -288,14 +301,36 @@ def test_the_epoch_hook_stops_training_for_good(tmp_path: Path) -> None:
 
 def test_a_silent_ddp_rank_ends_the_run_after_the_timeout(tmp_path: Path) -> None:
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-        "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", "29519", str(Path(__file__).with_name("silent_rank.py")),
-        "--ddp-timeout", "5", "--tracker", "none", "--out-dir", str(tmp_path),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29519",
+        str(Path(__file__).with_name("silent_rank.py")),
+        "--ddp-timeout",
+        "5",
+        "--tracker",
+        "none",
+        "--out-dir",
+        str(tmp_path),
+    ]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})  # fmt: skip
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert done.returncode != 0
     assert "error: rank 0: rank 1 of this run stopped responding" in done.stderr
     assert time.perf_counter() - started < 200  # not the silent rank's 300 s

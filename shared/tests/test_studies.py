@@ -67,15 +67,15 @@ def test_help_lists_the_options(study: Study, capsys) -> None:
         assert flag in out
 
 
-BAD_CASES = [(name, args) for name in STUDIES
-             for args in (*COMMON_BAD_ARGS, *load_study(name).bad_args)]  # fmt: skip
+BAD_CASES = [
+    (name, args) for name in STUDIES for args in (*COMMON_BAD_ARGS, *load_study(name).bad_args)
+]
 
 
 @pytest.mark.parametrize(
     ("name", "args"), BAD_CASES, ids=[f"{n}:{' '.join(a)}" for n, a in BAD_CASES]
 )
-def test_bad_values_exit_2_with_one_line(name: str, args: tuple[str, ...], tmp_path: Path,
-                                         capsys):  # fmt: skip
+def test_bad_values_exit_2_with_one_line(name: str, args: tuple[str, ...], tmp_path: Path, capsys):
     code, _, err = run_cli(load_study(name), [*args, "--out-dir", str(tmp_path)], capsys)
     assert_one_line_refusal(code, err)
     assert not any(tmp_path.iterdir()), "a refused start must leave no run folder"
@@ -86,8 +86,15 @@ def test_missing_data_exits_2_and_leaves_no_run_folder(study: Study, tmp_path: P
         pytest.skip("the study reads no dataset")
     # Below a plain file, so that no download can fill it, online or not.
     (tmp_path / "a-file").touch()
-    args = [*study.smoke_args, "--data-dir", str(tmp_path / "a-file" / "data"), "--out-dir",
-            str(tmp_path / "runs"), "--tracker", "none"]  # fmt: skip
+    args = [
+        *study.smoke_args,
+        "--data-dir",
+        str(tmp_path / "a-file" / "data"),
+        "--out-dir",
+        str(tmp_path / "runs"),
+        "--tracker",
+        "none",
+    ]
     code, out, err = run_cli(study, args, capsys)
     if code == 0:  # a simulation that reads no data: nothing to test
         pytest.skip("the study ran without the dataset")
@@ -97,8 +104,16 @@ def test_missing_data_exits_2_and_leaves_no_run_folder(study: Study, tmp_path: P
 
 
 def smoke(study: Study, tmp_path: Path, name: str, *extra: str) -> list[str]:
-    return [*study.smoke_args, "--out-dir", str(tmp_path), "--run-name", name,
-            "--tracker", "none", *extra]  # fmt: skip
+    return [
+        *study.smoke_args,
+        "--out-dir",
+        str(tmp_path),
+        "--run-name",
+        name,
+        "--tracker",
+        "none",
+        *extra,
+    ]
 
 
 def test_smoke_run_writes_config_metrics_and_summary(study: Study, data_dir, tmp_path, capsys):
@@ -112,15 +127,17 @@ def test_smoke_run_writes_config_metrics_and_summary(study: Study, data_dir, tmp
     assert summary["study"] == study.name and summary["fingerprint"]
 
 
-def test_resume_after_epoch_1_equals_the_uninterrupted_run(study: Study, data_dir, tmp_path,
-                                                           capsys):  # fmt: skip
+def test_resume_after_epoch_1_equals_the_uninterrupted_run(
+    study: Study, data_dir, tmp_path, capsys
+):
     if not study.resumable:
         pytest.skip(f"{study.name} refuses --resume (tested among its bad values)")
     assert run_cli(study, smoke(study, tmp_path, "straight", "--epochs", "2"), capsys)[0] == 0
     assert run_cli(study, smoke(study, tmp_path, "resumed", "--epochs", "1"), capsys)[0] == 0
     run_dir = tmp_path / study.name / "resumed"
-    code, _, err = run_cli(study, ["--resume", str(run_dir), "--epochs", "2", "--out-dir",
-                                   str(tmp_path)], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        study, ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)], capsys
+    )
     assert code == 0, err
     straight = json.loads((tmp_path / study.name / "straight" / "summary.json").read_text())
     resumed = json.loads((run_dir / "summary.json").read_text())
@@ -131,8 +148,10 @@ def test_resume_after_epoch_1_equals_the_uninterrupted_run(study: Study, data_di
     assert len(steps) == len(set(zip(steps, epochs, strict=True))), "duplicated metrics lines"
 
 
-@pytest.mark.parametrize(("interruption", "exit_code", "name"),
-                         [(KeyboardInterrupt, 130, "Ctrl-C"), (Terminated, 143, "SIGTERM")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("interruption", "exit_code", "name"),
+    [(KeyboardInterrupt, 130, "Ctrl-C"), (Terminated, 143, "SIGTERM")],
+)
 def test_an_interruption_says_in_one_line_which_checkpoint_is_kept(
     study: Study, data_dir, tmp_path, capsys, monkeypatch, interruption, exit_code, name
 ) -> None:

@@ -53,20 +53,32 @@ def test_convergence_rule_on_hand_made_losses() -> None:
 
 
 def test_memorisation_onset_is_the_largest_memorised_set() -> None:
-    rows = [{"train_samples": n, "train_excess": e} for n, e in [(1000, 5.0), (300, 0.8),
-                                                                 (100, 0.2)]]  # fmt: skip
+    rows = [
+        {"train_samples": n, "train_excess": e} for n, e in [(1000, 5.0), (300, 0.8), (100, 0.2)]
+    ]
     assert memorisation_onset(rows, 1.0)["train_samples"] == 300
     assert memorisation_onset(rows, 0.1) is None
 
 
 def test_search_follows_the_rule_and_resumes(data_dir: Path, tmp_path: Path) -> None:
-    tiny = AEConfig(hidden=(4,), latent=2, train_samples=256, val_size=128, batch_size=64,
-                    epochs=2, tracker="none", data_dir=data_dir)  # fmt: skip
+    tiny = AEConfig(
+        hidden=(4,),
+        latent=2,
+        train_samples=256,
+        val_size=128,
+        batch_size=64,
+        epochs=2,
+        tracker="none",
+        data_dir=data_dir,
+    )
     config = SearchConfig(max_runs=3, target_excess=0.0, train=tiny)
     steps = search(config, tmp_path)
     assert [(s["hidden"], s["latent"]) for s in steps] == [((4,), 2), ((4,), 4), ((4,), 8)]
-    assert [s["decision"] for s in steps] == ["grow latent", "grow latent",
-                                              "stop: --max-runs 3 reached"]  # fmt: skip
+    assert [s["decision"] for s in steps] == [
+        "grow latent",
+        "grow latent",
+        "stop: --max-runs 3 reached",
+    ]
     # An interrupted search: the last step lost its summary and its second epoch.
     last = tmp_path / "runs" / "ae-overfit" / "02-784-4-z8"
     finished = json.loads((last / "summary.json").read_text())

@@ -11,21 +11,32 @@ from ae_overfit.train import train
 
 
 def tiny(data_dir: Path, tmp_path: Path, **changes) -> AEConfig:
-    settings = {"hidden": (16,), "latent": 4, "train_samples": 256, "val_size": 128,
-                "batch_size": 64, "tracker": "none", "data_dir": data_dir, "out_dir": tmp_path,
-                "run_name": "tiny", **changes}  # fmt: skip
+    settings = {
+        "hidden": (16,),
+        "latent": 4,
+        "train_samples": 256,
+        "val_size": 128,
+        "batch_size": 64,
+        "tracker": "none",
+        "data_dir": data_dir,
+        "out_dir": tmp_path,
+        "run_name": "tiny",
+        **changes,
+    }
     return AEConfig(**settings)
 
 
 def test_convergence_stops_the_run_and_a_resume_adds_nothing(data_dir, tmp_path, capsys):
     # A 50% tolerance over 1 epoch converges within a few epochs, far before the cap of 30.
-    summary = train(tiny(data_dir, tmp_path, epochs=30, converge_window=1,
-                         converge_tolerance=0.5))  # fmt: skip
+    summary = train(tiny(data_dir, tmp_path, epochs=30, converge_window=1, converge_tolerance=0.5))
     assert summary["metrics"]["converged"] == 1.0
     assert summary["epochs"] < 30
     run_dir = tmp_path / "ae-overfit" / "tiny"
-    losses = [json.loads(line)["train/loss_epoch"] for line in (run_dir / "metrics.jsonl").open()
-              if "train/loss_epoch" in line]  # fmt: skip
+    losses = [
+        json.loads(line)["train/loss_epoch"]
+        for line in (run_dir / "metrics.jsonl").open()
+        if "train/loss_epoch" in line
+    ]
     assert abs(losses[-1] - losses[-2]) < 0.5 * losses[-2]  # the rule held at the stop
     STUDY.main(["--resume", str(run_dir), "--out-dir", str(tmp_path)])
     assert "nothing to continue" in capsys.readouterr().out

@@ -80,12 +80,14 @@ def hand_made_layer() -> DendricLinear:
 
 def test_layer_sums_the_branches_then_applies_relu() -> None:
     layer = hand_made_layer()
-    x = torch.tensor([
-        [0.3, 0.3, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0],   # hyper 0.6 -> 1; hypo 0.2; standard 0
-        [0.2, 0.2, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0],   # hyper 0.4 -> 0; hypo 4 -> 0.5
-        [1.0, 0.0, 0.0, 0.0, -1.0, -1.0, 0.0, 0.0],  # 1 + 0 - 2 -> ReLU -> 0
-        [0.0, 0.0, -3.0, 0.0, 0.5, 0.25, 0.0, 0.0],  # 0 + 0 + 0.75
-    ])  # fmt: skip
+    x = torch.tensor(
+        [
+            [0.3, 0.3, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0],  # hyper 0.6 -> 1; hypo 0.2; standard 0
+            [0.2, 0.2, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0],  # hyper 0.4 -> 0; hypo 4 -> 0.5
+            [1.0, 0.0, 0.0, 0.0, -1.0, -1.0, 0.0, 0.0],  # 1 + 0 - 2 -> ReLU -> 0
+            [0.0, 0.0, -3.0, 0.0, 0.5, 0.25, 0.0, 0.0],  # 0 + 0 + 0.75
+        ]
+    )
     assert layer(x).squeeze(1).tolist() == pytest.approx([1.2, 0.5, 0.0, 0.75])
 
 

@@ -113,8 +113,9 @@ def test_conditional_batch_norm_modulates_per_sample_from_z_mean() -> None:
     fresh = GuessNetVAE(hidden=(32, 16), reserved="conditional").eval()
     norm = fresh.reserved[0].norm
     h, condition = torch.randn(8, norm.num_features), torch.randn(8, 8)
-    plain = torch.nn.functional.batch_norm(h, norm.running_mean, norm.running_var, norm.weight,
-                                           norm.bias, False, 0.0, norm.eps)  # fmt: skip
+    plain = torch.nn.functional.batch_norm(
+        h, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0, norm.eps
+    )
     torch.testing.assert_close(norm(h, condition), plain)  # zero start: a plain BatchNorm
     with torch.no_grad():
         norm.modulation[-1].weight.normal_()

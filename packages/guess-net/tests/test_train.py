@@ -13,9 +13,16 @@ from guess_net.train import train
 
 def test_border_run_learns_guesses_and_routes_from_its_epoch(data_dir: Path, tmp_path: Path):
     config = GuessNetConfig(
-        border=True, epochs=2, train_samples=4096, val_size=1000, batch_size=64,
-        tracker="none", data_dir=data_dir, out_dir=tmp_path, run_name="border",
-    )  # fmt: skip
+        border=True,
+        epochs=2,
+        train_samples=4096,
+        val_size=1000,
+        batch_size=64,
+        tracker="none",
+        data_dir=data_dir,
+        out_dir=tmp_path,
+        run_name="border",
+    )
     summary = train(config)
     metrics = summary["metrics"]
     assert metrics["test/acc1"] > 0.5  # chance: 0.1

@@ -8,10 +8,12 @@ from kakuritsu.reproduce import CompareConfig, compare
 
 
 def test_compare_writes_a_mean_std_table_and_a_plot(data_dir: Path, tmp_path: Path) -> None:
-    train = KakuritsuConfig(model="small", epochs=1, train_samples=512, tracker="none",
-                            data_dir=data_dir)  # fmt: skip
-    config = CompareConfig(heads=("K", "W"), seeds=(0, 1), datasets=("mnist",),
-                           out_dir=tmp_path, train=train)  # fmt: skip
+    train = KakuritsuConfig(
+        model="small", epochs=1, train_samples=512, tracker="none", data_dir=data_dir
+    )
+    config = CompareConfig(
+        heads=("K", "W"), seeds=(0, 1), datasets=("mnist",), out_dir=tmp_path, train=train
+    )
     results = compare(config)
     folder = tmp_path / "kakuritsu-compare" / "default"
     table = (folder / "table.md").read_text()

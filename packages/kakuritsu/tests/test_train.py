@@ -24,8 +24,9 @@ QUICK = ["--model", "small", "--tracker", "none", "--train-samples", "2048", "--
 
 def run_cli(args: list[str]) -> tuple[int, str]:
     """Run the trainer in a subprocess, as a user would; returns (exit code, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "kakuritsu", *args], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "kakuritsu", *args], capture_output=True, text=True, timeout=300
+    )
     return done.returncode, done.stderr
 
 
@@ -62,11 +63,32 @@ def test_each_head_learns_mnist(data_dir: Path, tmp_path: Path, head: str) -> No
 
 def test_two_cpu_processes_run_real_ddp_with_identical_ranks(data_dir: Path, tmp_path: Path):
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-        "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", "29517", "-m", "kakuritsu", *QUICK, "--head", "K",
-        "--data-dir", str(data_dir), "--out-dir", str(tmp_path), "--run-name", "ddp",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29517",
+        "-m",
+        "kakuritsu",
+        *QUICK,
+        "--head",
+        "K",
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(tmp_path),
+        "--run-name",
+        "ddp",
+    ]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -144,9 +166,11 @@ def test_bad_data_and_paths_exit_2_and_leave_earlier_runs_untouched(data_dir: Pa
         ([*base, "--data-dir", str(corrupt)], "train-labels-idx1-ubyte.gz is corrupt"),
         ([*base, "--data-dir", str(data_dir), "--run-name", "good"], "already exists"),
         ([*base, "--data-dir", str(data_dir), "--out-dir", str(blocker)], "writable --out-dir"),
-        ([*base, "--data-dir", str(data_dir), "--resume", str(tmp_path / "nope")],
-         "no finished checkpoint"),
-    ]  # fmt: skip
+        (
+            [*base, "--data-dir", str(data_dir), "--resume", str(tmp_path / "nope")],
+            "no finished checkpoint",
+        ),
+    ]
     for args, message in cases:
         code, stderr = run_cli(args)
         assert code == 2 and stderr.count("\n") == 1 and message in stderr, stderr
@@ -167,11 +191,34 @@ def make_image_folder(root: Path, classes: int = 2, per_class: int = 6) -> Path:
 
 @pytest.mark.parametrize("source", ["image-folder", "dummy"])
 def test_imagenet_style_pipelines_run_on_tiny_data(tmp_path: Path, source: str) -> None:
-    data = (["--image-folder", str(make_image_folder(tmp_path / "images"))]
-            if source == "image-folder" else ["--dummy", "--dummy-samples", "16"])  # fmt: skip
-    argv = [*data, "--arch", "resnet18", "--image-size", "32", "-b", "4", "--epochs", "1",
-            "--workers", "0", "--hidden", "16", "--optimizer", "sgd", "--lr", "0.01",
-            "--tracker", "none", "--out-dir", str(tmp_path / "runs")]  # fmt: skip
+    data = (
+        ["--image-folder", str(make_image_folder(tmp_path / "images"))]
+        if source == "image-folder"
+        else ["--dummy", "--dummy-samples", "16"]
+    )
+    argv = [
+        *data,
+        "--arch",
+        "resnet18",
+        "--image-size",
+        "32",
+        "-b",
+        "4",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--hidden",
+        "16",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.01",
+        "--tracker",
+        "none",
+        "--out-dir",
+        str(tmp_path / "runs"),
+    ]
     summary = train(config_from(argv))
     assert summary["epochs"] == 1
     assert 0.0 <= summary["metrics"]["test/sampled/acc1"] <= 1.0
@@ -181,8 +228,18 @@ def test_imagenet_style_pipelines_run_on_tiny_data(tmp_path: Path, source: str) 
 def test_an_image_folder_class_without_images_is_refused_in_one_line(tmp_path: Path) -> None:
     root = make_image_folder(tmp_path / "images")
     (root / "train" / "empty-class").mkdir()
-    code, stderr = run_cli(["--image-folder", str(root), "--arch", "resnet18", "--tracker",
-                            "none", "--out-dir", str(tmp_path / "runs")])  # fmt: skip
+    code, stderr = run_cli(
+        [
+            "--image-folder",
+            str(root),
+            "--arch",
+            "resnet18",
+            "--tracker",
+            "none",
+            "--out-dir",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert code == 2 and stderr.count("\n") == 1 and "at least one image" in stderr, stderr
     assert not (tmp_path / "runs").exists()
 
@@ -192,6 +249,16 @@ def test_main_entry_point_prints_help_with_every_field(capsys) -> None:
         STUDY.main(["--help"])
     assert stop.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--head", "--p", "--switch", "-e, --evaluate", "-b INT, --batch-size INT",
-                 "--print-freq", "--dummy", "--arch", "--resume", "--tracker"):  # fmt: skip
+    for flag in (
+        "--head",
+        "--p",
+        "--switch",
+        "-e, --evaluate",
+        "-b INT, --batch-size INT",
+        "--print-freq",
+        "--dummy",
+        "--arch",
+        "--resume",
+        "--tracker",
+    ):
         assert flag in out, flag

@@ -62,8 +62,13 @@ def measure(schedule: str, batch: int, steps: int, device: torch.device) -> dict
     parameters = sum(p.numel() for p in model.parameters())
     # The rise holds the gradients and Adam's two moments (12 bytes per parameter) besides the
     # activations and temporaries of the step.
-    return {"schedule": schedule, "peak": peak, "rise": peak - before, "parameters": parameters,
-            "activations": peak - before - 12 * parameters}  # fmt: skip
+    return {
+        "schedule": schedule,
+        "peak": peak,
+        "rise": peak - before,
+        "parameters": parameters,
+        "activations": peak - before - 12 * parameters,
+    }
 
 
 def main() -> None:
@@ -79,23 +84,42 @@ def main() -> None:
     results = {}
     for schedule in SCHEDULES:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", schedule, "--batch", str(args.batch),
-             "--steps", str(args.steps), "--device", args.device],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                schedule,
+                "--batch",
+                str(args.batch),
+                "--steps",
+                str(args.steps),
+                "--device",
+                args.device,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[schedule] = json.loads(done.stdout.strip().splitlines()[-1])
     unit = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS"
-    print(f"vgg8b, batch {args.batch}, {args.steps} Adam steps, {args.device} "
-          f"({platform.processor() or platform.machine()}), torch {torch.__version__}; {unit}:")  # fmt: skip
+    print(
+        f"vgg8b, batch {args.batch}, {args.steps} Adam steps, {args.device} "
+        f"({platform.processor() or platform.machine()}), torch {torch.__version__}; {unit}:"
+    )
     base = results["global"]
-    print("| schedule | parameters | peak MiB | rise MiB | activations MiB | peak / global | "
-          "rise / global | activations / global |")  # fmt: skip
+    print(
+        "| schedule | parameters | peak MiB | rise MiB | activations MiB | peak / global | "
+        "rise / global | activations / global |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for schedule, r in results.items():
         ratios = [r[k] / base[k] for k in ("peak", "rise", "activations")]
-        print(f"| {schedule} | {r['parameters'] / 1e6:.1f}M | {r['peak'] / 2**20:.0f} | "
-              f"{r['rise'] / 2**20:.0f} | {r['activations'] / 2**20:.0f} | "
-              + " | ".join(f"{ratio:.2f}" for ratio in ratios) + " |")  # fmt: skip
+        print(
+            f"| {schedule} | {r['parameters'] / 1e6:.1f}M | {r['peak'] / 2**20:.0f} | "
+            f"{r['rise'] / 2**20:.0f} | {r['activations'] / 2**20:.0f} | "
+            + " | ".join(f"{ratio:.2f}" for ratio in ratios)
+            + " |"
+        )
 
 
 if __name__ == "__main__":

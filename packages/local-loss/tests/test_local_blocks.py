@@ -85,8 +85,13 @@ def test_local_modes_start_the_output_layer_and_decoders_at_zero(loss: str) -> N
 
 
 def test_the_losses_choose_the_originals_nonlinearity_dropout_and_beta() -> None:
-    for loss, kind in [("global", nn.ReLU), ("pred", nn.ReLU), ("sim", nn.LeakyReLU),
-                       ("predsim", nn.LeakyReLU), ("bio-predsim", nn.LeakyReLU)]:  # fmt: skip
+    for loss, kind in [
+        ("global", nn.ReLU),
+        ("pred", nn.ReLU),
+        ("sim", nn.LeakyReLU),
+        ("predsim", nn.LeakyReLU),
+        ("bio-predsim", nn.LeakyReLU),
+    ]:
         assert all(isinstance(b.nonlin, kind) for b in small_net("vgg8b", loss).blocks), loss
     vgg = small_net("vgg8b", "predsim")
     assert [type(b.dropout) for b in vgg.blocks] == [nn.Dropout2d] * 6 + [nn.Dropout]
@@ -183,8 +188,18 @@ def test_the_lr_drops_from_the_epoch_after_each_milestone() -> None:
             scheduler.step()
     assert all(len(lrs) == 1 for lrs in lr_in_epoch.values()), "blocks must share the schedule"
     lr = {epoch: lrs.pop() for epoch, lrs in lr_in_epoch.items()}
-    for epoch, drops in [(1, 0), (50, 0), (51, 1), (75, 1), (76, 2), (89, 2), (90, 3), (94, 3),
-                         (95, 4), (100, 4)]:  # fmt: skip
+    for epoch, drops in [
+        (1, 0),
+        (50, 0),
+        (51, 1),
+        (75, 1),
+        (76, 2),
+        (89, 2),
+        (90, 3),
+        (94, 3),
+        (95, 4),
+        (100, 4),
+    ]:
         assert lr[epoch] == pytest.approx(5e-4 * 0.25**drops), epoch
 
 

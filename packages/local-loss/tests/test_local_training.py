@@ -16,8 +16,18 @@ def test_a_short_mlp_run_learns_from_local_losses_alone(
 ) -> None:
     """A narrower mlp (256 units) at a higher lr, 20,000 samples, 2 epochs: about 10 s of
     CPU. (With 8,000 samples at the paper's lr even global backprop stays below 95%.)"""
-    config = LocalLossConfig(loss=loss, hidden=256, lr=2e-3, train_samples=20_000, epochs=2,
-                             milestones=(), translate=0, val_size=2000, data_dir=data_dir,
-                             out_dir=tmp_path, tracker="none")  # fmt: skip
+    config = LocalLossConfig(
+        loss=loss,
+        hidden=256,
+        lr=2e-3,
+        train_samples=20_000,
+        epochs=2,
+        milestones=(),
+        translate=0,
+        val_size=2000,
+        data_dir=data_dir,
+        out_dir=tmp_path,
+        tracker="none",
+    )
     summary = train(config)
     assert summary["metrics"]["test/acc1"] >= bar, summary["metrics"]

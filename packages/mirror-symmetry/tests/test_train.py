@@ -15,14 +15,20 @@ from mirror_symmetry.study import STUDY
 def test_train_writes_summary_metrics_and_figures(tmp_path):
     STUDY.main(
         [
-            "--runs", "48",
-            "--sweeps", "1425",
-            "--log-every", "100",
-            "--tracker", "none",
-            "--out-dir", str(tmp_path),
-            "--run-name", "e2e",
+            "--runs",
+            "48",
+            "--sweeps",
+            "1425",
+            "--log-every",
+            "100",
+            "--tracker",
+            "none",
+            "--out-dir",
+            str(tmp_path),
+            "--run-name",
+            "e2e",
         ]
-    )  # fmt: skip
+    )
     run_dir = tmp_path / "mirror-symmetry" / "e2e"
     summary = json.loads((run_dir / "summary.json").read_text())
     metrics = summary["metrics"]
@@ -76,10 +82,15 @@ def test_a_size_that_cannot_fit_is_refused_with_the_estimate_and_the_limit(capsy
 def test_reproduce_writes_a_table_for_each_variant_and_reduction(tmp_path):
     reproduce_table(
         ReproduceConfig(
-            runs=8, max_steps=30, variants=("paper", "silu"), backend="eager", tracker="none",
-            out_dir=tmp_path, run_name="table",
+            runs=8,
+            max_steps=30,
+            variants=("paper", "silu"),
+            backend="eager",
+            tracker="none",
+            out_dir=tmp_path,
+            run_name="table",
         )
-    )  # fmt: skip
+    )
     run_dir = tmp_path / "mirror-symmetry" / "table"
     table = (run_dir / "table.md").read_text().splitlines()
     rows = [line for line in table if line.startswith("| paper") or line.startswith("| plain")]

@@ -12,8 +12,14 @@ from rmdl.ensemble import alive_members, majority_vote, vote
 from rmdl.members import POOLS_THAT_FIT, build_member, draw_specs, make_optimizer
 from rmdl.reproduce import subset
 
-SMALL = dict(members="2,2,2", dnn_units=(8, 32), cnn_filters=(2, 6), cnn_dense=8,
-             rnn_units=(4, 8), tracker="none")  # fmt: skip
+SMALL = dict(
+    members="2,2,2",
+    dnn_units=(8, 32),
+    cnn_filters=(2, 6),
+    cnn_dense=8,
+    rnn_units=(4, 8),
+    tracker="none",
+)
 
 
 def first_step_losses(seed: int) -> list[float]:
@@ -55,8 +61,9 @@ def test_spec_json_round_trip_rebuilds_identical_weights() -> None:
 
 
 def test_cnn_depths_always_fit_28x28() -> None:
-    config = RmdlConfig(members="0,40,0", cnn_blocks=(3, 9), cnn_filters=(1, 2), cnn_dense=4,
-                        tracker="none")  # fmt: skip
+    config = RmdlConfig(
+        members="0,40,0", cnn_blocks=(3, 9), cnn_filters=(1, 2), cnn_dense=4, tracker="none"
+    )
     depths = {len(spec.widths) - 1 for spec in draw_specs(config, 10)}
     assert depths == {3, POOLS_THAT_FIT} and POOLS_THAT_FIT == 4
     for spec in draw_specs(config, 10)[:4]:

@@ -19,19 +19,53 @@ from rmdl.ensemble import ENSEMBLE_DIR, PREDICTIONS_FILE, load_member, vote, vot
 from rmdl.predict import PredictConfig, member_probabilities, predict
 from rmdl.study import STUDY
 
-SMALL = ["--members", "2,1,1", "--dnn-layers", "1", "2", "--dnn-units", "64", "128",
-         "--cnn-blocks", "3", "3", "--cnn-filters", "8", "16", "--cnn-dense", "32",
-         "--rnn-units", "16", "32", "--train-samples", "4096", "--val-size", "512",
-         "--epochs", "2", "--tracker", "none"]  # fmt: skip
+SMALL = [
+    "--members",
+    "2,1,1",
+    "--dnn-layers",
+    "1",
+    "2",
+    "--dnn-units",
+    "64",
+    "128",
+    "--cnn-blocks",
+    "3",
+    "3",
+    "--cnn-filters",
+    "8",
+    "16",
+    "--cnn-dense",
+    "32",
+    "--rnn-units",
+    "16",
+    "32",
+    "--train-samples",
+    "4096",
+    "--val-size",
+    "512",
+    "--epochs",
+    "2",
+    "--tracker",
+    "none",
+]
 # One thread per process: results are then bit-identical between 1 and 2 processes.
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
-              "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+ONE_THREAD = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "WANDB_MODE": "disabled",
+    "CUDA_VISIBLE_DEVICES": "",
+}
 
 
 def train_cli(launcher: list[str], out_dir: Path, name: str, data_dir: Path) -> dict:
     args = [*SMALL, "--out-dir", str(out_dir), "--run-name", name, "--data-dir", str(data_dir)]
-    done = subprocess.run([*launcher, "-m", "rmdl", *args], capture_output=True, text=True,
-                          timeout=600, env=ONE_THREAD)  # fmt: skip
+    done = subprocess.run(
+        [*launcher, "-m", "rmdl", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ONE_THREAD,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((out_dir / "rmdl" / name / "summary.json").read_text())
 
@@ -91,9 +125,22 @@ def test_predict_classifies_the_test_split_and_pngs(one_process, data_dir, tmp_p
 def test_two_processes_train_the_same_ensemble_as_one(one_process, data_dir, tmp_path):
     """Each process trains its own members (0 and 2, or 1 and 3) on all the data; the result is
     bit-identical to one process."""
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no", "--main_process_port", "29533"]  # fmt: skip
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29533",
+    ]
     two = train_cli(launcher, tmp_path, "two", data_dir)
     assert two["world_size"] == 2 and two["ranks_agree"]
     assert two["fingerprint"] == one_process["fingerprint"]

@@ -105,8 +105,11 @@ def run_example(data_dir: Path, quick: bool, max_epochs: int) -> dict:
             scheduler.step()
             train_seconds += time.perf_counter() - started
             accuracies.append(evaluate(model, test_loader, device))
-            print(f"  example: epoch {len(accuracies)}  test {100 * accuracies[-1]:.2f}%  "
-                  f"train {train_seconds:.1f} s", flush=True)  # fmt: skip
+            print(
+                f"  example: epoch {len(accuracies)}  test {100 * accuracies[-1]:.2f}%  "
+                f"train {train_seconds:.1f} s",
+                flush=True,
+            )
             if accuracies[-1] >= TARGET:
                 break
     return {"train_s": train_seconds, "epochs": len(accuracies), "acc": accuracies[-1]}
@@ -120,9 +123,23 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torc
 
 
 def run_ours(seed: int, out_dir: Path, data_dir: Path, quick: bool) -> dict:
-    command = [sys.executable, "-m", "simplenet", "--preset", "speedrun", "--seed", str(seed),
-               "--out-dir", str(out_dir), "--run-name", f"s{seed}", "--tracker", "none",
-               "--data-dir", str(data_dir)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "simplenet",
+        "--preset",
+        "speedrun",
+        "--seed",
+        str(seed),
+        "--out-dir",
+        str(out_dir),
+        "--run-name",
+        f"s{seed}",
+        "--tracker",
+        "none",
+        "--data-dir",
+        str(data_dir),
+    ]
     started = time.perf_counter()
     subprocess.run(
         command, check=True, capture_output=True, env={**os.environ, "WANDB_MODE": "disabled"}
@@ -130,10 +147,18 @@ def run_ours(seed: int, out_dir: Path, data_dir: Path, quick: bool) -> dict:
     process_s = time.perf_counter() - started
     summary = json.loads((out_dir / "simplenet" / f"s{seed}" / "summary.json").read_text())
     train_s = summary["train_time_s"]
-    result = {"seed": seed, "acc": summary["metrics"]["test/acc1"], "train_s": train_s,
-              "rest_s": summary["wall_time_s"] - train_s, "process_s": process_s}  # fmt: skip
-    print(f"  ours: seed {seed}  test {100 * result['acc']:.2f}%  train {train_s:.2f} s  "
-          f"rest {result['rest_s']:.1f} s  process {process_s:.1f} s", flush=True)  # fmt: skip
+    result = {
+        "seed": seed,
+        "acc": summary["metrics"]["test/acc1"],
+        "train_s": train_s,
+        "rest_s": summary["wall_time_s"] - train_s,
+        "process_s": process_s,
+    }
+    print(
+        f"  ours: seed {seed}  test {100 * result['acc']:.2f}%  train {train_s:.2f} s  "
+        f"rest {result['rest_s']:.1f} s  process {process_s:.1f} s",
+        flush=True,
+    )
     return result
 
 
@@ -146,11 +171,16 @@ def main() -> None:
     data_dir = resolve_data_dir(None)
     if not (data_dir / "MNIST" / "raw").is_dir():
         sys.exit(f"error: no MNIST raw files under {data_dir}; set MNISTLAB_DATA")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{'cuda' if torch.cuda.is_available() else 'cpu'}", flush=True)  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as out:
-        ours = [run_ours(seed, Path(out), data_dir, args.quick)
-                for seed in range(1 if args.quick else args.seeds)]  # fmt: skip
+        ours = [
+            run_ours(seed, Path(out), data_dir, args.quick)
+            for seed in range(1 if args.quick else args.seeds)
+        ]
     example = run_example(data_dir, args.quick, args.example_max_epochs)
     accuracy = [100 * r["acc"] for r in ours]
     spread = statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0

@@ -40,23 +40,47 @@ def test_standard_feature_maps_layer_by_layer_pytorch_layout() -> None:
     """No extra pool after the 512 layer: the last pool takes 3x3 to 1x1."""
     c3 = "conv3"
     assert feature_maps(build_model("standard")) == [  # type: ignore[arg-type]
-        (c3, 64, 28, 28), (c3, 128, 28, 28), (c3, 128, 28, 28), (c3, 128, 28, 28),
-        ("pool", 128, 14, 14), (c3, 128, 14, 14), (c3, 128, 14, 14), (c3, 256, 14, 14),
-        ("pool", 256, 7, 7), (c3, 256, 7, 7), (c3, 256, 7, 7),
-        ("pool", 256, 3, 3), (c3, 512, 3, 3), ("conv1", 2048, 3, 3), ("conv1", 256, 3, 3),
-        ("pool", 256, 1, 1), (c3, 256, 1, 1),
-    ]  # fmt: skip
+        (c3, 64, 28, 28),
+        (c3, 128, 28, 28),
+        (c3, 128, 28, 28),
+        (c3, 128, 28, 28),
+        ("pool", 128, 14, 14),
+        (c3, 128, 14, 14),
+        (c3, 128, 14, 14),
+        (c3, 256, 14, 14),
+        ("pool", 256, 7, 7),
+        (c3, 256, 7, 7),
+        (c3, 256, 7, 7),
+        ("pool", 256, 3, 3),
+        (c3, 512, 3, 3),
+        ("conv1", 2048, 3, 3),
+        ("conv1", 256, 3, 3),
+        ("pool", 256, 1, 1),
+        (c3, 256, 1, 1),
+    ]
 
 
 def test_slim_feature_maps_caffe_layout_use_ceil_pools() -> None:
     c3 = "conv3"
     assert feature_maps(build_model("slim", layout="caffe")) == [  # type: ignore[arg-type]
-        (c3, 64, 28, 28), (c3, 32, 28, 28), (c3, 32, 28, 28), (c3, 32, 28, 28),
-        ("pool", 32, 14, 14), (c3, 32, 14, 14), (c3, 32, 14, 14), (c3, 64, 14, 14),
-        ("pool", 64, 7, 7), (c3, 64, 7, 7), (c3, 64, 7, 7),
-        ("pool", 64, 4, 4), (c3, 128, 4, 4), ("conv1", 256, 4, 4), ("conv1", 64, 4, 4),
-        ("pool", 64, 2, 2), (c3, 64, 2, 2),
-    ]  # fmt: skip
+        (c3, 64, 28, 28),
+        (c3, 32, 28, 28),
+        (c3, 32, 28, 28),
+        (c3, 32, 28, 28),
+        ("pool", 32, 14, 14),
+        (c3, 32, 14, 14),
+        (c3, 32, 14, 14),
+        (c3, 64, 14, 14),
+        ("pool", 64, 7, 7),
+        (c3, 64, 7, 7),
+        (c3, 64, 7, 7),
+        ("pool", 64, 4, 4),
+        (c3, 128, 4, 4),
+        ("conv1", 256, 4, 4),
+        ("conv1", 64, 4, 4),
+        ("pool", 64, 2, 2),
+        (c3, 64, 2, 2),
+    ]
 
 
 def test_caffe_layout_has_batchnorm_on_the_first_ten_convs_only() -> None:

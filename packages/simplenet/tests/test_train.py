@@ -16,8 +16,22 @@ def run(tmp_path: Path, data_dir: Path, *flags: str) -> dict:
 
 def test_a_short_simplenet_slim_run_learns(data_dir: Path, tmp_path: Path) -> None:
     """Slim SimpleNet, modern recipe, 128 steps on 1,024 digits: far above chance (10%)."""
-    summary = run(tmp_path, data_dir, "--model", "slim", "--recipe", "modern", "--train-samples",
-                  "1024", "--val-size", "1000", "--batch-size", "16", "--epochs", "2")  # fmt: skip
+    summary = run(
+        tmp_path,
+        data_dir,
+        "--model",
+        "slim",
+        "--recipe",
+        "modern",
+        "--train-samples",
+        "1024",
+        "--val-size",
+        "1000",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+    )
     assert summary["metrics"]["test/acc1"] >= 0.80
 
 

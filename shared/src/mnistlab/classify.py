@@ -84,13 +84,20 @@ def mnist_sources(
     if config.train_samples is not None:
         train_split = train_split.subset(torch.arange(min(config.train_samples, len(train_split))))
     norm = Normalisation(info.mean, info.std) if standardise else Normalisation()
-    shard = {"seed": config.seed, "rank": run.rank if sharded else 0,
-             "world_size": run.world_size if sharded else 1}  # fmt: skip
-    train = BatchSource(train_split, config.batch_size, run.device, norm,
-                        translate=config.translate, **shard)  # fmt: skip
+    shard = {
+        "seed": config.seed,
+        "rank": run.rank if sharded else 0,
+        "world_size": run.world_size if sharded else 1,
+    }
+    train = BatchSource(
+        train_split, config.batch_size, run.device, norm, translate=config.translate, **shard
+    )
     val = BatchSource(val_split, eval_batch, run.device, norm, **shard)
-    test = val if not config.val_size else BatchSource(test_split, eval_batch, run.device, norm,
-                                                       **shard)  # fmt: skip
+    test = (
+        val
+        if not config.val_size
+        else BatchSource(test_split, eval_batch, run.device, norm, **shard)
+    )
     return Sources(train, val, test, info.classes)
 
 

@@ -11,9 +11,18 @@ from mnistlab.cli import UsageError
 
 # Fields that may change between a run and its resumption without changing what is computed.
 RESUMABLE_FIELDS = frozenset(
-    {"out_dir", "run_name", "resume", "tracker", "data_dir", "epochs", "max_steps", "log_every",
-     "ddp_timeout"}
-)  # fmt: skip
+    {
+        "out_dir",
+        "run_name",
+        "resume",
+        "tracker",
+        "data_dir",
+        "epochs",
+        "max_steps",
+        "log_every",
+        "ddp_timeout",
+    }
+)
 
 
 @dataclass

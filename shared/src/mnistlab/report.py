@@ -47,8 +47,10 @@ class ReportConfig:
     def selected(self, installed: dict[str, str]) -> list[str]:
         names = [s.strip() for s in self.studies.split(",") if s.strip()] or sorted(installed)
         unknown = [n for n in names if n not in installed]
-        require(not unknown, f"--studies: unknown {', '.join(unknown)}; installed: "
-                             f"{', '.join(sorted(installed))}")  # fmt: skip
+        require(
+            not unknown,
+            f"--studies: unknown {', '.join(unknown)}; installed: {', '.join(sorted(installed))}",
+        )
         return names
 
 
@@ -86,8 +88,11 @@ def reproduce_study(name: str, budget: Budget, folder: Path, again: bool) -> lis
         print(f"[{name}] failed: {first_line(exc)}", flush=True)
         return [{"setting": "(reproduction failed)", "error": first_line(exc)}]
     minutes = (time.perf_counter() - started) / 60
-    measured = {"minutes": round(minutes, 2), "machine": machine(),
-                "measured": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+    measured = {
+        "minutes": round(minutes, 2),
+        "machine": machine(),
+        "measured": time.strftime("%Y-%m-%d %H:%M"),
+    }
     payload = [{**dataclasses.asdict(r), **measured} for r in rows]
     rows_path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"[{name}] {len(rows)} rows in {minutes:.1f} min", flush=True)
@@ -117,18 +122,23 @@ def markdown(results: dict[str, list[dict]], config: ReportConfig) -> str:
             row = Row(**{f.name: raw[f.name] for f in dataclasses.fields(Row)})
             source = "—" if row.source is None else f"{row.source:g} ({row.source_ref})"
             note = f" — {row.note}" if row.note else ""
-            lines.append(f"| {name} | {row.setting} ({row.unit}){note} | {row.ours} | {source} | "
-                         f"{row.verdict} | `{row.command}` |")  # fmt: skip
+            lines.append(
+                f"| {name} | {row.setting} ({row.unit}){note} | {row.ours} | {source} | "
+                f"{row.verdict} | `{row.command}` |"
+            )
     lines += ["", "| study | measured on | when | minutes |", "|---|---|---|---|"]
     for name, rows in results.items():
         first = rows[0]
-        lines.append(f"| {name} | {first.get('machine', 'not recorded')} | "
-                     f"{first.get('measured', '—')} | {first.get('minutes', '—')} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {first.get('machine', 'not recorded')} | "
+            f"{first.get('measured', '—')} | {first.get('minutes', '—')} |"
+        )
     lines.append("")
     for name in results:
         folder = config.work_dir / config.budget / name
-        figures = sorted(f for f in folder.rglob("*.png")
-                         if "runs" not in f.relative_to(folder).parts)  # fmt: skip
+        figures = sorted(
+            f for f in folder.rglob("*.png") if "runs" not in f.relative_to(folder).parts
+        )
         if figures:
             lines += [f"## {name}", ""]
             lines += [f"![{f.stem}]({os.path.relpath(f.resolve(), base)})" for f in figures]

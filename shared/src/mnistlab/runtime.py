@@ -285,8 +285,10 @@ class Run:
                 )
             existing = next((p for p in run_dir.parents if p.exists()), Path("."))
             if not os.access(existing, os.W_OK):
-                raise UsageError(f"cannot create {run_dir}: {existing} is not writable; choose "
-                                 "a writable --out-dir")  # fmt: skip
+                raise UsageError(
+                    f"cannot create {run_dir}: {existing} is not writable; choose "
+                    "a writable --out-dir"
+                )
             return run_dir, None
         checkpoint = find_checkpoint(study_dir, resume)
         run_dir = checkpoint.parent.parent
@@ -301,21 +303,28 @@ class Run:
             try:
                 self.run_dir.mkdir(parents=True)
             except FileExistsError as exc:
-                raise UsageError(f"run folder {self.run_dir} appeared meanwhile; pass a new "
-                                 "--run-name") from exc  # fmt: skip
+                raise UsageError(
+                    f"run folder {self.run_dir} appeared meanwhile; pass a new --run-name"
+                ) from exc
             except OSError as exc:
-                raise UsageError(f"cannot create run folder {self.run_dir} ({exc.strerror}); "
-                                 "choose a writable --out-dir") from exc  # fmt: skip
+                raise UsageError(
+                    f"cannot create run folder {self.run_dir} ({exc.strerror}); "
+                    "choose a writable --out-dir"
+                ) from exc
             self._created = True
         try:  # a lock on the folder itself: nothing is written into it
             self._lock = os.open(self.run_dir, os.O_RDONLY)
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise UsageError(f"run folder {self.run_dir} is in use by another process; wait "
-                             "for it to end, or start a new run") from exc  # fmt: skip
+            raise UsageError(
+                f"run folder {self.run_dir} is in use by another process; wait "
+                "for it to end, or start a new run"
+            ) from exc
         except OSError as exc:
-            raise UsageError(f"cannot lock run folder {self.run_dir} ({exc.strerror}); "
-                             "choose a writable --out-dir") from exc  # fmt: skip
+            raise UsageError(
+                f"cannot lock run folder {self.run_dir} ({exc.strerror}); "
+                "choose a writable --out-dir"
+            ) from exc
         self.opened = True
 
     def _refuse_changed_config(self, config_path: Path) -> None:
@@ -346,8 +355,9 @@ class Run:
         keep = complete_checkpoints(self.run_dir)
         kept = f"; checkpoint {keep[-1]} is kept (--resume {self.run_dir})" if keep else ""
         reason = getattr(exc, "strerror", None) or first_line(exc)
-        return UsageError(f"cannot write {what} ({reason}){space}; "
-                          f"free space or choose another --out-dir{kept}")  # fmt: skip
+        return UsageError(
+            f"cannot write {what} ({reason}){space}; free space or choose another --out-dir{kept}"
+        )
 
     def write_json(self, name: str, payload: dict) -> Path:
         """Write a JSON file into the run folder atomically (main process only)."""
@@ -366,8 +376,11 @@ class Run:
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file() or self.resume_from is None:
             return
-        kept = [line for line in path.read_text().splitlines(keepends=True)
-                if line.strip() and json.loads(line).get("step", 0) <= step]  # fmt: skip
+        kept = [
+            line
+            for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
         partial = path.with_name("metrics.jsonl.partial")
         try:
             partial.write_text("".join(kept))
@@ -471,8 +484,12 @@ class Run:
         holders = [*self.accelerator._models, *self.accelerator._custom_objects]
         tensors = [t for holder in holders for t in holder.state_dict().values()]
         for optimizer in self.accelerator._optimizers:
-            tensors += [t for state in optimizer.state_dict()["state"].values()
-                        for t in state.values() if torch.is_tensor(t)]  # fmt: skip
+            tensors += [
+                t
+                for state in optimizer.state_dict()["state"].values()
+                for t in state.values()
+                if torch.is_tensor(t)
+            ]
         return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
 
     def restore(self) -> None:
@@ -621,8 +638,11 @@ def guarded_main(main: Callable[[], Any]) -> Any:
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
         note = ACTIVE_RUN.abandon() if ACTIVE_RUN else "nothing was written"
-        print(f"\ninterrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): {note}",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"\ninterrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): {note}",
+            file=sys.stderr,
+            flush=True,
+        )
         raise SystemExit(143 if terminated else 130) from None
     except Exception as exc:
         if ACTIVE_RUN is None or ACTIVE_RUN.world_size == 1 or not _is_collective_failure(exc):
@@ -633,10 +653,13 @@ def guarded_main(main: Callable[[], Any]) -> Any:
         note = run.abandon()
         others = [str(rank) for rank in range(run.world_size) if rank != run.rank]
         gone = f"rank {others[0]}" if len(others) == 1 else f"one of ranks {', '.join(others)}"
-        print(f"error: rank {run.rank}: {gone} of this run stopped responding or "
-              f"died (no answer within --ddp-timeout {run.config.ddp_timeout} s: "
-              f"{first_line(exc)}); {note or 'see the other ranks’ logs'}",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"error: rank {run.rank}: {gone} of this run stopped responding or "
+            f"died (no answer within --ddp-timeout {run.config.ddp_timeout} s: "
+            f"{first_line(exc)}); {note or 'see the other ranks’ logs'}",
+            file=sys.stderr,
+            flush=True,
+        )
         raise SystemExit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -644,8 +667,16 @@ def guarded_main(main: Callable[[], Any]) -> Any:
 
 def _is_collective_failure(exc: BaseException) -> bool:
     text = str(exc).lower()
-    markers = ("timed out", "timeout", "connection reset", "connection closed", "broken pipe",
-               "gloo", "nccl", "peer")  # fmt: skip
+    markers = (
+        "timed out",
+        "timeout",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "gloo",
+        "nccl",
+        "peer",
+    )
     return isinstance(exc, RuntimeError) and any(m in text for m in markers)
 
 

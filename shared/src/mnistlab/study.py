@@ -123,11 +123,14 @@ def train_or_reuse(train: Callable[[Any], dict[str, Any]], config: RunConfig) ->
     saved = run_dir / "config.json"
     if saved.is_file():  # never reuse a run made with other settings (e.g. another budget)
         before, now = json.loads(saved.read_text()), to_jsonable(config)
-        changed = sorted(k for k in now if k not in config.resumable_fields
-                         and before.get(k) != now[k])  # fmt: skip
+        changed = sorted(
+            k for k in now if k not in config.resumable_fields and before.get(k) != now[k]
+        )
         if changed:
-            raise UsageError(f"{run_dir} was made with other {', '.join(changed)}; delete it "
-                             "(or its reproduction folder) to recompute")  # fmt: skip
+            raise UsageError(
+                f"{run_dir} was made with other {', '.join(changed)}; delete it "
+                "(or its reproduction folder) to recompute"
+            )
     if summary.is_file():
         return json.loads(summary.read_text())
     resume = str(run_dir) if complete_checkpoints(run_dir) else None

@@ -39,7 +39,10 @@ class AEConfig(ClassifierConfig):
             f"--hidden widths must be positive integers, got {list(self.hidden)}",
         )
         require(self.latent >= 1, f"--latent must be >= 1, got {self.latent}")
-        require(self.converge_window >= 1, f"--converge-window must be >= 1, got "
-                f"{self.converge_window}")  # fmt: skip
-        require(0 <= self.converge_tolerance < 1, "--converge-tolerance must be in [0, 1), got "
-                f"{self.converge_tolerance}")  # fmt: skip
+        require(
+            self.converge_window >= 1, f"--converge-window must be >= 1, got {self.converge_window}"
+        )
+        require(
+            0 <= self.converge_tolerance < 1,
+            f"--converge-tolerance must be in [0, 1), got {self.converge_tolerance}",
+        )

@@ -22,8 +22,14 @@ from mnistlab.study import train_or_reuse
 def _model() -> AEConfig:
     # Batch 32 and a small validation split: a 100-image set still gets 4 steps per epoch,
     # and the per-epoch evaluation stays cheap.
-    return AEConfig(hidden=(256,), latent=32, batch_size=32, val_size=500,
-                    converge_tolerance=0.0, tracker="none")  # fmt: skip
+    return AEConfig(
+        hidden=(256,),
+        latent=32,
+        batch_size=32,
+        val_size=500,
+        converge_tolerance=0.0,
+        tracker="none",
+    )
 
 
 @dataclass
@@ -43,12 +49,16 @@ class MemoriseConfig:
     """The fixed model and its training settings (--train.train-samples is set per size)."""
 
     def __post_init__(self) -> None:
-        require(bool(self.sizes) and all(n >= 1 for n in self.sizes),
-                f"--sizes must be positive integers, got {list(self.sizes)}")  # fmt: skip
+        require(
+            bool(self.sizes) and all(n >= 1 for n in self.sizes),
+            f"--sizes must be positive integers, got {list(self.sizes)}",
+        )
         require(self.steps >= 1, f"--steps must be >= 1, got {self.steps}")
         require(self.memorised_below >= 0, "--memorised-below must be >= 0")
-        require(bool(self.run_name) and "/" not in self.run_name, "--run-name must be a plain "
-                f"folder name, got {self.run_name!r}")  # fmt: skip
+        require(
+            bool(self.run_name) and "/" not in self.run_name,
+            f"--run-name must be a plain folder name, got {self.run_name!r}",
+        )
 
 
 def memorisation_onset(rows: list[dict], threshold: float) -> dict | None:
@@ -62,9 +72,16 @@ def memorise(config: MemoriseConfig, folder: Path | None = None) -> list[dict]:
     rows = []
     for size in sorted(set(config.sizes), reverse=True):
         steps_per_epoch = -(-size // config.train.batch_size)
-        summary = train_or_reuse(train, dataclasses.replace(
-            config.train, train_samples=size, epochs=max(1, config.steps // steps_per_epoch),
-            out_dir=folder / "runs", run_name=f"n{size}"))  # fmt: skip
+        summary = train_or_reuse(
+            train,
+            dataclasses.replace(
+                config.train,
+                train_samples=size,
+                epochs=max(1, config.steps // steps_per_epoch),
+                out_dir=folder / "runs",
+                run_name=f"n{size}",
+            ),
+        )
         rows.append(step_record(summary))
     write_results(rows, folder, config)
     return rows
@@ -73,22 +90,38 @@ def memorise(config: MemoriseConfig, folder: Path | None = None) -> list[dict]:
 def write_results(rows: list[dict], folder: Path, config: MemoriseConfig) -> None:
     t = config.train
     onset = memorisation_onset(rows, config.memorised_below)
-    stopping = ("convergence rule off" if t.converge_tolerance == 0 else "or fewer, if the "
-                "convergence rule stopped it")  # fmt: skip
-    lines = [f"Memorisation of a fixed {architecture_name(t.hidden, t.latent)} autoencoder "
-             f"({rows[0]['params']:,} params): MNIST, Adam lr {t.lr}, batch {t.batch_size}, "
-             f"seed {t.seed}, {config.steps} steps per run ({stopping}). "
-             "BCE in nats per image; excess = BCE − floor; test = the 10,000 MNIST test images.",
-             "", "| training images | epochs | train BCE | train excess | test BCE | test excess "
-             "| gap (test − train excess) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    stopping = (
+        "convergence rule off"
+        if t.converge_tolerance == 0
+        else "or fewer, if the convergence rule stopped it"
+    )
+    lines = [
+        f"Memorisation of a fixed {architecture_name(t.hidden, t.latent)} autoencoder "
+        f"({rows[0]['params']:,} params): MNIST, Adam lr {t.lr}, batch {t.batch_size}, "
+        f"seed {t.seed}, {config.steps} steps per run ({stopping}). "
+        "BCE in nats per image; excess = BCE − floor; test = the 10,000 MNIST test images.",
+        "",
+        "| training images | epochs | train BCE | train excess | test BCE | test excess "
+        "| gap (test − train excess) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         epochs = f"{r['epochs']}" + ("" if r["converged"] else " (cap)")
-        lines.append(f"| {r['train_samples']:,} | {epochs} | {r['train_bce']:.2f} | "
-                     f"{r['train_excess']:.2f} | {r['test_bce']:.2f} | {r['test_excess']:.2f} "
-                     f"| {r['test_excess'] - r['train_excess']:.2f} |")  # fmt: skip
-    lines += ["", f"Memorisation (train excess ≤ {config.memorised_below:g} nats) starts at "
-              + (f"{onset['train_samples']:,} training images (test excess there "
-                 f"{onset['test_excess']:.2f})." if onset else "none of these sizes.")]  # fmt: skip
+        lines.append(
+            f"| {r['train_samples']:,} | {epochs} | {r['train_bce']:.2f} | "
+            f"{r['train_excess']:.2f} | {r['test_bce']:.2f} | {r['test_excess']:.2f} "
+            f"| {r['test_excess'] - r['train_excess']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Memorisation (train excess ≤ {config.memorised_below:g} nats) starts at "
+        + (
+            f"{onset['train_samples']:,} training images (test excess there "
+            f"{onset['test_excess']:.2f})."
+            if onset
+            else "none of these sizes."
+        ),
+    ]
     title = f"fixed {architecture_name(t.hidden, t.latent)}: shrinking the training set"
     save_experiment(folder / "memorise", "\n".join(lines) + "\n", rows, "train_samples", title)
 

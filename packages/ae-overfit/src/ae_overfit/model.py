@@ -69,7 +69,11 @@ def reconstruction_metrics(model: nn.Module, norm: Normalisation):
         logits = model(targets)
         bce = bce_per_image(logits, targets)
         floor = bce_entropy_floor(targets)
-        return {"bce": bce, "floor": floor, "excess": bce - floor,
-                "mse": squared_error_per_image(logits, targets)}  # fmt: skip
+        return {
+            "bce": bce,
+            "floor": floor,
+            "excess": bce - floor,
+            "mse": squared_error_per_image(logits, targets),
+        }
 
     return per_sample

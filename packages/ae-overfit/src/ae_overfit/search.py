@@ -46,8 +46,10 @@ class SearchConfig:
         require(self.target_excess >= 0, f"--target-excess must be >= 0, got {self.target_excess}")
         require(self.growth >= 2, f"--growth must be >= 2, got {self.growth}")
         require(self.max_runs >= 1, f"--max-runs must be >= 1, got {self.max_runs}")
-        require(bool(self.run_name) and "/" not in self.run_name, "--run-name must be a plain "
-                f"folder name, got {self.run_name!r}")  # fmt: skip
+        require(
+            bool(self.run_name) and "/" not in self.run_name,
+            f"--run-name must be a plain folder name, got {self.run_name!r}",
+        )
 
 
 def model_dimension(hidden: Sequence[int]) -> int:
@@ -77,12 +79,20 @@ def search(config: SearchConfig, folder: Path | None = None) -> list[dict]:
     steps: list[dict] = []
     for index in range(config.max_runs):
         name = f"{index:02d}-{architecture_name(hidden, latent)}"
-        summary = train_or_reuse(train, dataclasses.replace(
-            config.train, hidden=hidden, latent=latent, out_dir=folder / "runs", run_name=name))  # fmt: skip
+        summary = train_or_reuse(
+            train,
+            dataclasses.replace(
+                config.train, hidden=hidden, latent=latent, out_dir=folder / "runs", run_name=name
+            ),
+        )
         step = step_record(summary)
-        decision, hidden, latent = next_step(step["hidden"], step["latent"],
-                                             step["train_excess"], config.target_excess,
-                                             config.growth)  # fmt: skip
+        decision, hidden, latent = next_step(
+            step["hidden"],
+            step["latent"],
+            step["train_excess"],
+            config.target_excess,
+            config.growth,
+        )
         step["decision"] = (
             decision
             if index + 1 < config.max_runs or decision.startswith("stop")
@@ -99,9 +109,15 @@ def step_record(summary: dict) -> dict:
     """One table row from a finished run's summary."""
     metrics, cfg = summary["metrics"], summary["config"]
     hidden = tuple(cfg["hidden"])
-    record = {"hidden": hidden, "latent": cfg["latent"], "params": int(metrics["params"]),
-              "model_dim": model_dimension(hidden), "epochs": summary["epochs"],
-              "converged": bool(metrics["converged"]), "train_samples": int(metrics["train_samples"])}  # fmt: skip
+    record = {
+        "hidden": hidden,
+        "latent": cfg["latent"],
+        "params": int(metrics["params"]),
+        "model_dim": model_dimension(hidden),
+        "epochs": summary["epochs"],
+        "converged": bool(metrics["converged"]),
+        "train_samples": int(metrics["train_samples"]),
+    }
     for split in ("train", "test"):
         for name in ("bce", "floor", "excess"):
             record[f"{split}_{name}"] = metrics[f"{split}/{name}"]
@@ -109,10 +125,13 @@ def step_record(summary: dict) -> dict:
 
 
 def markdown_table(steps: list[dict], caption: str) -> str:
-    lines = [caption, "",
-             "| step | layers | latent | model dim | params | epochs | train BCE | train floor "
-             "| train excess | test BCE | test excess | rule's decision |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        caption,
+        "",
+        "| step | layers | latent | model dim | params | epochs | train BCE | train floor "
+        "| train excess | test BCE | test excess | rule's decision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for index, s in enumerate(steps):
         epochs = f"{s['epochs']}" + ("" if s["converged"] else " (cap)")
         lines.append(
@@ -143,13 +162,20 @@ def plot_excess(steps: list[dict], path: Path, x: str, title: str) -> None:
 
 def write_results(steps: list[dict], folder: Path, config: SearchConfig) -> None:
     t = config.train
-    caption = (f"The question's rule, automated (target train excess ≤ {config.target_excess} "
-               f"nats, growth ×{config.growth}); MNIST, {steps[0]['train_samples']} training "
-               f"images, Adam lr {t.lr}, batch {t.batch_size}, seed {t.seed}, each step until "
-               f"the loss changed < {100 * t.converge_tolerance:g}% for {t.converge_window} "
-               f"epochs or {t.epochs} epochs. BCE in nats per image; excess = BCE − floor.")  # fmt: skip
-    save_experiment(folder / "search", markdown_table(steps, caption), steps, "params",
-                    "the question's rule, step by step")  # fmt: skip
+    caption = (
+        f"The question's rule, automated (target train excess ≤ {config.target_excess} "
+        f"nats, growth ×{config.growth}); MNIST, {steps[0]['train_samples']} training "
+        f"images, Adam lr {t.lr}, batch {t.batch_size}, seed {t.seed}, each step until "
+        f"the loss changed < {100 * t.converge_tolerance:g}% for {t.converge_window} "
+        f"epochs or {t.epochs} epochs. BCE in nats per image; excess = BCE − floor."
+    )
+    save_experiment(
+        folder / "search",
+        markdown_table(steps, caption),
+        steps,
+        "params",
+        "the question's rule, step by step",
+    )
 
 
 def save_experiment(stem: Path, table: str, records: list[dict], x: str, title: str) -> None:

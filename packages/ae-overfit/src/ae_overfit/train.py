@@ -32,8 +32,11 @@ def train(config: AEConfig) -> dict[str, Any]:
     norm = data.train.norm
     params = parameter_count(config.hidden, config.latent)
     # Parameters, gradients and Adam's two moments, in float32.
-    check_memory(16 * params, f"--hidden {list(config.hidden)} --latent {config.latent}",
-                 "choose smaller --hidden widths or --latent")  # fmt: skip
+    check_memory(
+        16 * params,
+        f"--hidden {list(config.hidden)} --latent {config.latent}",
+        "choose smaller --hidden widths or --latent",
+    )
     model = Autoencoder(config.hidden, config.latent)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     convergence = Convergence(config.converge_window, config.converge_tolerance)
@@ -53,10 +56,18 @@ def train(config: AEConfig) -> dict[str, Any]:
         epoch_loss.zero_()
         return config.converge_tolerance > 0 and convergence.update(average)
 
-    fit(run, model=model, optimizers=[optimizer], train=data.train, loss_fn=loss_fn,
-        evaluate=lambda: prefixed("val", run.evaluate(data.val, reconstruction_metrics(model,
-                                                                                       norm))),
-        epochs=config.epochs, on_epoch_end=converged)  # fmt: skip
+    fit(
+        run,
+        model=model,
+        optimizers=[optimizer],
+        train=data.train,
+        loss_fn=loss_fn,
+        evaluate=lambda: prefixed(
+            "val", run.evaluate(data.val, reconstruction_metrics(model, norm))
+        ),
+        epochs=config.epochs,
+        on_epoch_end=converged,
+    )
     model.eval()
     metrics = {
         **prefixed("train", run.evaluate(data.train, reconstruction_metrics(model, norm))),

@@ -46,17 +46,23 @@ class CompoundConfig(ClassifierConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(1 <= self.width <= 16384, f"--width must be in [1, 16384], got {self.width}")
-        require(2 <= self.depth <= 64, f"--depth must be in [2, 64] (a middle layer), got "
-                                       f"{self.depth}")  # fmt: skip
+        require(
+            2 <= self.depth <= 64, f"--depth must be in [2, 64] (a middle layer), got {self.depth}"
+        )
         for name, value in (("hyper", self.hyper_fraction), ("hypo", self.hypo_fraction)):
             require(0 <= value < 1, f"--{name}-fraction must be in [0, 1), got {value}")
-        require(self.hyper_fraction + self.hypo_fraction < 1,
-                f"--hyper-fraction + --hypo-fraction must be < 1 (the rest is the standard "
-                f"branch), got {self.hyper_fraction + self.hypo_fraction:g}")  # fmt: skip
-        require(math.isfinite(self.threshold) and self.threshold > 0,
-                f"--threshold must be > 0, got {self.threshold}")  # fmt: skip
-        require(self.chunk >= 0, f"--chunk must be >= 0 (0: one Linear per branch), got "
-                                 f"{self.chunk}")  # fmt: skip
+        require(
+            self.hyper_fraction + self.hypo_fraction < 1,
+            f"--hyper-fraction + --hypo-fraction must be < 1 (the rest is the standard "
+            f"branch), got {self.hyper_fraction + self.hypo_fraction:g}",
+        )
+        require(
+            math.isfinite(self.threshold) and self.threshold > 0,
+            f"--threshold must be > 0, got {self.threshold}",
+        )
+        require(
+            self.chunk >= 0, f"--chunk must be >= 0 (0: one Linear per branch), got {self.chunk}"
+        )
         if self.arch == "compound":
             standard = branch_sizes(self.arch_width, self.hyper_fraction, self.hypo_fraction)[2]
             require(
@@ -68,11 +74,15 @@ class CompoundConfig(ClassifierConfig):
     @property
     def dendric_shape(self) -> dict[str, float]:
         """What a DendricLinear's parameter count depends on."""
-        return {"hyper_fraction": self.hyper_fraction, "hypo_fraction": self.hypo_fraction,
-                "chunk": self.chunk}  # fmt: skip
+        return {
+            "hyper_fraction": self.hyper_fraction,
+            "hypo_fraction": self.hypo_fraction,
+            "chunk": self.chunk,
+        }
 
     @property
     def arch_width(self) -> int:
         """This arch's hidden width at the plain MLP's parameter count."""
-        return matched_width(self.arch, self.width, self.depth, IN_FEATURES, CLASSES,
-                             **self.dendric_shape)  # fmt: skip
+        return matched_width(
+            self.arch, self.width, self.depth, IN_FEATURES, CLASSES, **self.dendric_shape
+        )

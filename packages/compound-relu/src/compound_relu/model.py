@@ -93,8 +93,10 @@ class DendricLinear(nn.Module):
                 f"input of {in_features}; keep their sum below 1"
             )
         if threshold <= 0 or chunk < 0 or hyper_gradient not in HYPER_GRADIENTS:
-            raise ValueError(f"threshold {threshold} must be > 0, chunk {chunk} >= 0, "
-                             f"hyper_gradient one of {HYPER_GRADIENTS}")  # fmt: skip
+            raise ValueError(
+                f"threshold {threshold} must be > 0, chunk {chunk} >= 0, "
+                f"hyper_gradient one of {HYPER_GRADIENTS}"
+            )
         self.in_features, self.out_features = in_features, out_features
         self.threshold, self.chunk, self.hyper_gradient = threshold, chunk, hyper_gradient
         self.hyper_chunks = chunk_sizes(hyper, chunk)
@@ -109,20 +111,24 @@ class DendricLinear(nn.Module):
         hyper = pieces[: len(self.hyper)]
         hypo = pieces[len(self.hyper) : -1]
         return [
-            *(hyper_step(lin(p), self.threshold, self.hyper_gradient)
-              for lin, p in zip(self.hyper, hyper, strict=True)),
+            *(
+                hyper_step(lin(p), self.threshold, self.hyper_gradient)
+                for lin, p in zip(self.hyper, hyper, strict=True)
+            ),
             *(hypo_clamp(lin(p), self.threshold) for lin, p in zip(self.hypo, hypo, strict=True)),
             self.standard(pieces[-1]),
-        ]  # fmt: skip
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(torch.stack(self.branch_outputs(x)).sum(0))
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"hyper_chunks={self.hyper_chunks}, hypo_chunks={self.hypo_chunks}, "
-                f"standard={self.standard.in_features}, threshold={self.threshold}, "
-                f"hyper_gradient={self.hyper_gradient!r}")  # fmt: skip
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"hyper_chunks={self.hyper_chunks}, hypo_chunks={self.hypo_chunks}, "
+            f"standard={self.standard.in_features}, threshold={self.threshold}, "
+            f"hyper_gradient={self.hyper_gradient!r}"
+        )
 
 
 class ResidualForm(nn.Module):
@@ -177,8 +183,9 @@ def residual_form(layer: DendricLinear, steepness: float = 1e4) -> ResidualForm:
     return ResidualForm(shortcut, branch, torch.cat([identity, -identity], dim=1))
 
 
-def dendric_parameters(in_features: int, out_features: int, hyper_fraction: float,
-                       hypo_fraction: float, chunk: int) -> int:  # fmt: skip
+def dendric_parameters(
+    in_features: int, out_features: int, hyper_fraction: float, hypo_fraction: float, chunk: int
+) -> int:
     """Parameters of a DendricLinear: every weight once, one bias vector per branch Linear."""
     hyper, hypo, _ = branch_sizes(in_features, hyper_fraction, hypo_fraction)
     linears = len(chunk_sizes(hyper, chunk)) + len(chunk_sizes(hypo, chunk)) + 1
@@ -202,8 +209,9 @@ class MLP(nn.Module):
     classes. The middle layers are Linear + ReLU (plain), DendricLinear (compound: the source
     kept its first layer a plain Linear too) or residual blocks (residual)."""
 
-    def __init__(self, arch: Arch, width: int, depth: int, in_features: int, classes: int,
-                 **dendric: object) -> None:  # fmt: skip
+    def __init__(
+        self, arch: Arch, width: int, depth: int, in_features: int, classes: int, **dendric: object
+    ) -> None:
         super().__init__()
         self.arch = arch
         self.stem = nn.Linear(in_features, width)
@@ -222,9 +230,16 @@ class MLP(nn.Module):
         return self.head(self.middle(torch.relu(self.stem(images.flatten(1)))))
 
 
-def mlp_parameters(arch: Arch, width: int, depth: int, in_features: int, classes: int,
-                   hyper_fraction: float = 0.25, hypo_fraction: float = 0.25,
-                   chunk: int = 8) -> int:  # fmt: skip
+def mlp_parameters(
+    arch: Arch,
+    width: int,
+    depth: int,
+    in_features: int,
+    classes: int,
+    hyper_fraction: float = 0.25,
+    hypo_fraction: float = 0.25,
+    chunk: int = 8,
+) -> int:
     """`MLP`'s parameter count in closed form (the width solver tries thousands of widths)."""
     outer = (in_features + 1) * width + (width + 1) * classes
     if arch == "plain":
@@ -236,8 +251,9 @@ def mlp_parameters(arch: Arch, width: int, depth: int, in_features: int, classes
     return outer + (depth - 1) * middle
 
 
-def matched_width(arch: Arch, plain_width: int, depth: int, in_features: int, classes: int,
-                  **dendric: float) -> int:  # fmt: skip
+def matched_width(
+    arch: Arch, plain_width: int, depth: int, in_features: int, classes: int, **dendric: float
+) -> int:
     """The width at which `arch` has the parameter count nearest to the plain MLP of
     `plain_width` (the count grows with the width, so the nearest is next to the crossing)."""
     target = mlp_parameters("plain", plain_width, depth, in_features, classes)

@@ -77,8 +77,13 @@ def run_arms(base: CompoundConfig, folder: Path) -> dict[str, dict[str, list[dic
             for seed in SEEDS:
                 name = f"{dataset}-{overrides['arch']}-{overrides.get('hyper_gradient', '')}"
                 config = dataclasses.replace(
-                    base, dataset=dataset, seed=seed, **overrides,  # type: ignore[arg-type]
-                    out_dir=folder / "runs", run_name=f"{name.rstrip('-')}-s{seed}")  # fmt: skip
+                    base,
+                    dataset=dataset,
+                    seed=seed,
+                    **overrides,  # type: ignore[arg-type]
+                    out_dir=folder / "runs",
+                    run_name=f"{name.rstrip('-')}-s{seed}",
+                )
                 summary = train_or_reuse(train, config)
                 summaries.setdefault(dataset, {}).setdefault(arm, []).append(summary)
     return summaries
@@ -97,10 +102,12 @@ def mean_std(values: Sequence[float]) -> str:
 
 
 def markdown_table(summaries: dict, base: CompoundConfig, budget: Budget) -> str:
-    setting = (f"width {base.width} reference, depth {base.depth}, {base.epochs} epoch(s), "
-               f"{base.train_samples or 'all'} training samples, Adam lr {base.lr}, batch "
-               f"{base.batch_size}, fractions hyper {base.hyper_fraction} / hypo "
-               f"{base.hypo_fraction}, T {base.threshold}, chunk {base.chunk}")  # fmt: skip
+    setting = (
+        f"width {base.width} reference, depth {base.depth}, {base.epochs} epoch(s), "
+        f"{base.train_samples or 'all'} training samples, Adam lr {base.lr}, batch "
+        f"{base.batch_size}, fractions hyper {base.hyper_fraction} / hypo "
+        f"{base.hypo_fraction}, T {base.threshold}, chunk {base.chunk}"
+    )
     lines = [
         f"Budget `{budget}` ({setting}); seeds {list(SEEDS)}; test accuracy % mean ± std; "
         "Δ: paired by seed, mean ± 95% t interval; higher / lower: the interval excludes 0; "
@@ -123,9 +130,12 @@ def markdown_table(summaries: dict, base: CompoundConfig, budget: Budget) -> str
                 mean, half = paired_difference(ours, reference)
                 cells.append(f"{mean:+.2f} ± {half:.2f} ({decide(mean, half)})")
             metrics = runs[0]["metrics"]
-            lines.append(f"| {dataset} | {arm} | {metrics['model/width']:.0f} | "
-                         f"{metrics['model/parameters']:.0f} | {mean_std(ours)} | "
-                         + " | ".join(cells) + " |")  # fmt: skip
+            lines.append(
+                f"| {dataset} | {arm} | {metrics['model/width']:.0f} | "
+                f"{metrics['model/parameters']:.0f} | {mean_std(ours)} | "
+                + " | ".join(cells)
+                + " |"
+            )
     lines += [
         "",
         "Claim 2, algebra: each trained compound layer rewritten as a residual block "
@@ -150,8 +160,15 @@ def plot(summaries: dict, path: Path) -> None:
     for ax, (dataset, arms) in zip(axes[0], summaries.items(), strict=True):
         for i, runs in enumerate(arms.values()):
             values = accuracy(runs)
-            ax.bar(i, statistics.fmean(values), 0.6, yerr=statistics.stdev(values), capsize=4,
-                   color="tab:orange" if i >= 2 else "tab:blue", alpha=0.6)  # fmt: skip
+            ax.bar(
+                i,
+                statistics.fmean(values),
+                0.6,
+                yerr=statistics.stdev(values),
+                capsize=4,
+                color="tab:orange" if i >= 2 else "tab:blue",
+                alpha=0.6,
+            )
             ax.plot([i] * len(values), values, "k.", markersize=4)
         ax.set_xticks(range(len(arms)), [textwrap.fill(a, 14) for a in arms], fontsize=7)
         ax.set_ylabel("test accuracy (%)")
@@ -170,9 +187,12 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     summaries = run_arms(base, folder)
     table = markdown_table(summaries, base, budget)
     (folder / "table.md").write_text(table)
-    (folder / "results.json").write_text(json.dumps(
-        {d: {a: accuracy(r) for a, r in arms.items()} for d, arms in summaries.items()},
-        indent=2))  # fmt: skip
+    (folder / "results.json").write_text(
+        json.dumps(
+            {d: {a: accuracy(r) for a, r in arms.items()} for d, arms in summaries.items()},
+            indent=2,
+        )
+    )
     plot(summaries, folder / "compare.png")
     print(table)
     command = f"uv run report --budget {budget} --studies compound-relu"
@@ -185,12 +205,30 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
                 vs_plain = decide(*paired_difference(accuracy(runs), plain))
                 vs_residual = decide(*paired_difference(accuracy(runs), residual))
                 note = f"vs plain: {vs_plain} (claim 1); vs residual: {vs_residual} (claim 2)"
-            rows.append(Row(setting=f"{dataset}, {arm}", values=accuracy(runs),
-                            unit="test accuracy %", source=None, source_ref="", tolerance=0.0,
-                            higher_is_better=True, command=command, note=note))  # fmt: skip
-        rows.append(Row(
-            setting=f"{dataset}, {MAIN_COMPOUND} layers rewritten as residual blocks (s = 1e6)",
-            values=mismatch(arms[MAIN_COMPOUND], 1e6), unit="% outputs differing", source=None,
-            source_ref="", tolerance=0.0, higher_is_better=False, command=command,
-            note="claim 2, algebra: 0 means the compound layer is exactly a residual block"))  # fmt: skip
+            rows.append(
+                Row(
+                    setting=f"{dataset}, {arm}",
+                    values=accuracy(runs),
+                    unit="test accuracy %",
+                    source=None,
+                    source_ref="",
+                    tolerance=0.0,
+                    higher_is_better=True,
+                    command=command,
+                    note=note,
+                )
+            )
+        rows.append(
+            Row(
+                setting=f"{dataset}, {MAIN_COMPOUND} layers rewritten as residual blocks (s = 1e6)",
+                values=mismatch(arms[MAIN_COMPOUND], 1e6),
+                unit="% outputs differing",
+                source=None,
+                source_ref="",
+                tolerance=0.0,
+                higher_is_better=False,
+                command=command,
+                note="claim 2, algebra: 0 means the compound layer is exactly a residual block",
+            )
+        )
     return rows

@@ -25,13 +25,20 @@ MISMATCH_TOLERANCE = 1e-6
 
 def build_model(config: CompoundConfig, classes: int) -> MLP:
     width = config.arch_width
-    parameters = mlp_parameters(config.arch, width, config.depth, IN_FEATURES, classes,
-                                **config.dendric_shape)  # type: ignore[arg-type]  # fmt: skip
+    parameters = mlp_parameters(
+        config.arch, width, config.depth, IN_FEATURES, classes, **config.dendric_shape
+    )  # type: ignore[arg-type]
     # Weights, gradients and Adam's two moments, in float32.
-    check_memory(16 * parameters, f"--width {config.width} --depth {config.depth}",
-                 "choose a smaller --width or --depth")  # fmt: skip
-    dendric = {**config.dendric_shape, "threshold": config.threshold,
-               "hyper_gradient": config.hyper_gradient}  # fmt: skip
+    check_memory(
+        16 * parameters,
+        f"--width {config.width} --depth {config.depth}",
+        "choose a smaller --width or --depth",
+    )
+    dendric = {
+        **config.dendric_shape,
+        "threshold": config.threshold,
+        "hyper_gradient": config.hyper_gradient,
+    }
     return MLP(config.arch, width, config.depth, IN_FEATURES, classes, **dendric)
 
 
@@ -44,15 +51,19 @@ def residual_form_mismatch(model: torch.nn.Module) -> PerSample:
 
     def per_sample(images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         inputs: list[torch.Tensor] = []
-        hooks = [layer.register_forward_pre_hook(lambda _, args: inputs.append(args[0].double()))
-                 for layer in layers]  # fmt: skip
+        hooks = [
+            layer.register_forward_pre_hook(lambda _, args: inputs.append(args[0].double()))
+            for layer in layers
+        ]
         model(images)
         for hook in hooks:
             hook.remove()
         results = {}
         for steepness, forms in rewrites.items():
-            differs = [(layer(x) - form(x)).abs() > MISMATCH_TOLERANCE
-                       for layer, form, x in zip(exact, forms, inputs, strict=True)]  # fmt: skip
+            differs = [
+                (layer(x) - form(x)).abs() > MISMATCH_TOLERANCE
+                for layer, form, x in zip(exact, forms, inputs, strict=True)
+            ]
             results[f"rewrite_mismatch/s{steepness:.0e}"] = torch.cat(differs, 1).double().mean(1)
         return results
 
@@ -72,8 +83,15 @@ def train(config: CompoundConfig) -> dict[str, Any]:
     def validate() -> dict[str, float]:
         return prefixed("val", run.evaluate(data.val, classification_metrics(model)))
 
-    fit(run, model=model, optimizers=[optimizer], train=data.train, loss_fn=loss_fn,
-        evaluate=validate, epochs=config.epochs)  # fmt: skip
+    fit(
+        run,
+        model=model,
+        optimizers=[optimizer],
+        train=data.train,
+        loss_fn=loss_fn,
+        evaluate=validate,
+        epochs=config.epochs,
+    )
     model.eval()
     metrics = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
     if config.arch == "compound":

@@ -13,8 +13,7 @@ def auroc(scores: torch.Tensor, positives: torch.Tensor) -> float:
     n_neg = len(positives) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    values, inverse, counts = torch.unique(scores.double(), return_inverse=True,
-                                           return_counts=True)  # fmt: skip
+    values, inverse, counts = torch.unique(scores.double(), return_inverse=True, return_counts=True)
     first_rank = torch.cumsum(counts, 0) - counts + 1  # 1-based rank of each distinct value
     average_rank = first_rank.double() + (counts.double() - 1) / 2
     rank_sum = average_rank[inverse][positives].sum().item()

@@ -44,9 +44,15 @@ class ConditionalBatchNorm(nn.BatchNorm1d):
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:  # type: ignore[override]
         normalised = nn.functional.batch_norm(
-            x, self.running_mean, self.running_var, None, None,
-            self.training, self.momentum or 0.0, self.eps,
-        )  # fmt: skip
+            x,
+            self.running_mean,
+            self.running_var,
+            None,
+            None,
+            self.training,
+            self.momentum or 0.0,
+            self.eps,
+        )
         scale, shift = self.modulation(condition).chunk(2, dim=1)
         return normalised * (self.weight * (1 + scale)) + (self.bias + shift)
 
@@ -117,9 +123,11 @@ class GuessNetVAE(nn.Module):
         nn.init.zeros_(self.reserved_heads.bias)
 
         self.classifier = nn.Sequential(
-            nn.Linear(latent, classifier_hidden), nn.Dropout(dropout), nn.ReLU(),
+            nn.Linear(latent, classifier_hidden),
+            nn.Dropout(dropout),
+            nn.ReLU(),
             nn.Linear(classifier_hidden, classes),
-        )  # fmt: skip
+        )
         widths = [latent, *reversed(hidden)]
         self.decoder = nn.Sequential(
             *(Block(a, b, dropout) for a, b in itertools.pairwise(widths)),
@@ -170,9 +178,14 @@ class GuessNetVAE(nn.Module):
             if self.decoder_output == "sigmoid":
                 recon = torch.sigmoid(recon)
         return Outputs(
-            self.classifier(z_mean), self.classifier(mean_main), guess_logit, gate.squeeze(1),
-            z_mean, z_logvar, recon,
-        )  # fmt: skip
+            self.classifier(z_mean),
+            self.classifier(mean_main),
+            guess_logit,
+            gate.squeeze(1),
+            z_mean,
+            z_logvar,
+            recon,
+        )
 
     def gate(self, route: Route, guess_logit: Tensor) -> Tensor:
         """[B] 0/1: which samples take the reserved half."""

@@ -52,8 +52,9 @@ def compare(base: GuessNetConfig, seeds: tuple[int, ...], folder: Path) -> dict:
     for arm, options in ARMS.items():
         cell: dict = {key: [] for key in (*METRICS, *EXTRA)}
         for seed in seeds:
-            config = dataclasses.replace(base, seed=seed, out_dir=folder / "runs",
-                                         run_name=f"{arm}-s{seed}", **options)  # fmt: skip
+            config = dataclasses.replace(
+                base, seed=seed, out_dir=folder / "runs", run_name=f"{arm}-s{seed}", **options
+            )
             summary = train_or_reuse(train, config)
             for key in cell:
                 cell[key].append(summary["metrics"][key])

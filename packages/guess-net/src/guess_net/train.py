@@ -40,11 +40,18 @@ def build_model(config: GuessNetConfig, classes: int) -> GuessNetVAE:
     check_memory(16 * weights, f"--hidden {config.hidden}", "choose smaller --hidden widths")
     try:
         return equal_size_model(
-            reserved=config.reserved, pixels=PIXELS, hidden=config.hidden, latent=config.latent,
-            classifier_hidden=config.classifier_hidden, classes=classes, dropout=config.dropout,
-            guess_width=config.guess_width, flag_threshold=config.flag_threshold,
-            ge2e=config.ge2e_weight > 0, decoder_output=config.decoder_output,
-        )  # fmt: skip
+            reserved=config.reserved,
+            pixels=PIXELS,
+            hidden=config.hidden,
+            latent=config.latent,
+            classifier_hidden=config.classifier_hidden,
+            classes=classes,
+            dropout=config.dropout,
+            guess_width=config.guess_width,
+            flag_threshold=config.flag_threshold,
+            ge2e=config.ge2e_weight > 0,
+            decoder_output=config.decoder_output,
+        )
     except ValueError as exc:
         raise UsageError(f"--reserved conditional --hidden {config.hidden}: {exc}") from exc
 
@@ -81,16 +88,28 @@ def classification_loss(
 
 
 def training_loss(
-    config: GuessNetConfig, model: GuessNetVAE, x: torch.Tensor, labels: torch.Tensor,
+    config: GuessNetConfig,
+    model: GuessNetVAE,
+    x: torch.Tensor,
+    labels: torch.Tensor,
     epoch_index: int,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """Reconstruction + classification + KL (as the source: reconstruction averaged over
     pixels, KL averaged over latent dimensions), the guess net's BCE, optional GE2E."""
     out = model(x, route_in(config, epoch_index))
     assert out.recon is not None
     # vae_loss sums over pixels and latent dims; rescale to the source's means.
-    vae = vae_loss(out.recon, x, out.z_mean, out.z_logvar, config.reconstruction,
-                   kl_weight=config.kl_weight * 2 / config.latent * PIXELS).total / PIXELS  # fmt: skip
+    vae = (
+        vae_loss(
+            out.recon,
+            x,
+            out.z_mean,
+            out.z_logvar,
+            config.reconstruction,
+            kl_weight=config.kl_weight * 2 / config.latent * PIXELS,
+        ).total
+        / PIXELS
+    )
     loss = vae + classification_loss(config, out.logits, labels, epoch_index)
     right = (judged_logits(config, out).argmax(dim=1) == labels).float()
     loss = loss + F.binary_cross_entropy_with_logits(out.guess_logit, right)
@@ -104,16 +123,23 @@ def training_loss(
 
 @torch.no_grad()
 def assess(
-    config: GuessNetConfig, model: torch.nn.Module, source: BatchSource, epoch_index: int,
+    config: GuessNetConfig,
+    model: torch.nn.Module,
+    source: BatchSource,
+    epoch_index: int,
     hard: torch.Tensor | None = None,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Accuracy (routed, and of the main half alone), the guess net's AUROC (its probability of
     "right" against whether the judged prediction was right) and the routed share over the
     whole split; with `hard`, accuracy and routed share on those samples too. Every process
     walks the whole split (AUROC needs every sample)."""
     columns: dict[str, list[torch.Tensor]] = {
-        "correct": [], "main_correct": [], "judged_right": [], "score": [], "routed": []
-    }  # fmt: skip
+        "correct": [],
+        "main_correct": [],
+        "judged_right": [],
+        "score": [],
+        "routed": [],
+    }
     for start in range(0, len(source), EVAL_BATCH):
         images = source.images[start : start + EVAL_BATCH]
         labels = source.labels[start : start + EVAL_BATCH]
@@ -154,9 +180,16 @@ def train(config: GuessNetConfig) -> dict[str, Any]:
             run.print(f"border training: routing flagged samples from epoch {epoch + 1} on")
         return False
 
-    fit(run, model=model, optimizers=[optimizer], train=data.train, loss_fn=loss_fn,
+    fit(
+        run,
+        model=model,
+        optimizers=[optimizer],
+        train=data.train,
+        loss_fn=loss_fn,
         evaluate=lambda: prefixed("val", assess(config, model, data.val, run.state.epoch)),
-        epochs=config.epochs, on_epoch_end=on_epoch_end)  # fmt: skip
+        epochs=config.epochs,
+        on_epoch_end=on_epoch_end,
+    )
     model.eval()
     hard = hard_mask(config.dataset, config.data_dir, config.hard_fraction)
     last_epoch = max(run.state.epoch - 1, 0)

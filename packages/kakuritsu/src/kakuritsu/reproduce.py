@@ -52,9 +52,17 @@ def compare(config: CompareConfig, folder: Path | None = None) -> dict:
     for dataset in config.datasets:
         for head in config.heads:
             for seed in config.seeds:
-                summary = train_or_reuse(train, dataclasses.replace(
-                    config.train, head=head, seed=seed, dataset=dataset,
-                    out_dir=folder / "runs", run_name=f"{dataset}-{head}-s{seed}"))  # fmt: skip
+                summary = train_or_reuse(
+                    train,
+                    dataclasses.replace(
+                        config.train,
+                        head=head,
+                        seed=seed,
+                        dataset=dataset,
+                        out_dir=folder / "runs",
+                        run_name=f"{dataset}-{head}-s{seed}",
+                    ),
+                )
                 cell = results.setdefault(dataset, {}).setdefault(head, {})
                 for mode in EVAL_MODES:
                     cell.setdefault(mode, []).append(summary["metrics"][f"test/{mode}/acc1"])
@@ -78,8 +86,10 @@ def markdown_table(results: dict, config: CompareConfig) -> str:
     ]
     for dataset, heads in results.items():
         for head, modes in heads.items():
-            cells = [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in
-                     (mean_std(modes[mode]) for mode in EVAL_MODES)]  # fmt: skip
+            cells = [
+                f"{100 * m:.2f} ± {100 * s:.2f}"
+                for m, s in (mean_std(modes[mode]) for mode in EVAL_MODES)
+            ]
             lines.append(f"| {dataset} | {head} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -92,8 +102,14 @@ def plot(results: dict, path: Path) -> None:
         for i, mode in enumerate(EVAL_MODES):
             stats = [mean_std(heads[h][mode]) for h in heads]
             positions = [j + (i - (len(EVAL_MODES) - 1) / 2) * width for j in range(len(heads))]
-            ax.bar(positions, [100 * m for m, _ in stats], width,
-                   yerr=[100 * s for _, s in stats], capsize=3, label=mode)  # fmt: skip
+            ax.bar(
+                positions,
+                [100 * m for m, _ in stats],
+                width,
+                yerr=[100 * s for _, s in stats],
+                capsize=3,
+                label=mode,
+            )
         ax.set_xticks(range(len(heads)), list(heads))
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(dataset)
@@ -127,7 +143,7 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
             note="original: MNIST demo without numbers"
             if head == "K" and mode == "sampled"
             else "",
-        )  # fmt: skip
+        )
         for dataset in config.datasets
         for head in config.heads
         for mode in (EVAL_MODES if head == "K" else EVAL_MODES[:2])

@@ -39,15 +39,20 @@ def imagenet_batches(config: KakuritsuConfig, run: Run) -> Sources:
     size = config.image_size
     # A lower bound: the input batch and a ResNet stem's 64 maps at half size, kept for the
     # backward pass and BatchNorm (4 copies); the deeper layers need more.
-    check_memory(config.batch_size * (3 + 4 * 64 / 4) * size * size * 4,
-                 f"--image-size {size} at --batch-size {config.batch_size}",
-                 "choose a smaller --image-size or --batch-size", run.device)  # fmt: skip
+    check_memory(
+        config.batch_size * (3 + 4 * 64 / 4) * size * size * 4,
+        f"--image-size {size} at --batch-size {config.batch_size}",
+        "choose a smaller --image-size or --batch-size",
+        run.device,
+    )
     if config.dummy:
         shape = (3, size, size)
-        train_set = torchvision.datasets.FakeData(config.dummy_samples, shape, 1000,
-                                                  transforms.ToTensor())  # fmt: skip
-        val_set = torchvision.datasets.FakeData(config.dummy_samples // 10, shape, 1000,
-                                                transforms.ToTensor(), random_offset=1)  # fmt: skip
+        train_set = torchvision.datasets.FakeData(
+            config.dummy_samples, shape, 1000, transforms.ToTensor()
+        )
+        val_set = torchvision.datasets.FakeData(
+            config.dummy_samples // 10, shape, 1000, transforms.ToTensor(), random_offset=1
+        )
     else:
         root = config.image_folder
         assert root is not None
@@ -55,17 +60,39 @@ def imagenet_batches(config: KakuritsuConfig, run: Run) -> Sources:
             if not (root / split).is_dir():
                 raise UsageError(f"--image-folder {root} has no {split}/ folder of class folders")
         try:
-            train_set = torchvision.datasets.ImageFolder(root / "train", transforms.Compose([
-                transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
-                transforms.ToTensor(), normalize]))  # fmt: skip
-            val_set = torchvision.datasets.ImageFolder(root / "val", transforms.Compose([
-                transforms.Resize(int(size * 8 / 7)), transforms.CenterCrop(size),
-                transforms.ToTensor(), normalize]))  # fmt: skip
+            train_set = torchvision.datasets.ImageFolder(
+                root / "train",
+                transforms.Compose(
+                    [
+                        transforms.RandomResizedCrop(size),
+                        transforms.RandomHorizontalFlip(),
+                        transforms.ToTensor(),
+                        normalize,
+                    ]
+                ),
+            )
+            val_set = torchvision.datasets.ImageFolder(
+                root / "val",
+                transforms.Compose(
+                    [
+                        transforms.Resize(int(size * 8 / 7)),
+                        transforms.CenterCrop(size),
+                        transforms.ToTensor(),
+                        normalize,
+                    ]
+                ),
+            )
         except FileNotFoundError as exc:  # e.g. a class folder with no images
-            raise UsageError(f"--image-folder {root}: {first_line(exc)}; give every class "
-                             "folder at least one image") from exc  # fmt: skip
-    shard = {"seed": config.seed, "rank": run.rank, "world_size": run.world_size,
-             "workers": config.workers}  # fmt: skip
+            raise UsageError(
+                f"--image-folder {root}: {first_line(exc)}; give every class "
+                "folder at least one image"
+            ) from exc
+    shard = {
+        "seed": config.seed,
+        "rank": run.rank,
+        "world_size": run.world_size,
+        "workers": config.workers,
+    }
     train = LoaderBatches(train_set, config.batch_size, run.device, **shard)
     val = LoaderBatches(val_set, config.batch_size, run.device, **shard)
     classes = 1000 if config.dummy else len(train_set.classes)  # type: ignore[attr-defined]
@@ -83,15 +110,20 @@ def build_model(config: KakuritsuConfig, classes: int) -> KakuritsuNet:
     # Parameters, gradients and two optimizer slots of the head, in float32.
     head_bytes = 16 * config.hidden * (backbone.out_features + classes)
     check_memory(head_bytes, f"--hidden {config.hidden}", "choose a smaller --hidden")
-    head = Head(config.head, backbone.out_features, config.hidden, classes, config.p,
-                config.dropout)  # fmt: skip
+    head = Head(
+        config.head, backbone.out_features, config.hidden, classes, config.p, config.dropout
+    )
     return KakuritsuNet(backbone, head)
 
 
 def evaluate_modes(
-    run: Run, model: torch.nn.Module, head: Head, source: Batches, prefix: str,
+    run: Run,
+    model: torch.nn.Module,
+    head: Head,
+    source: Batches,
+    prefix: str,
     modes: Sequence[EvalMode] = EVAL_MODES,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Evaluate in each mode; the head returns to its training noise afterwards."""
     results: dict[str, float] = {}
     for mode in modes:
@@ -112,8 +144,9 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
     if config.optimizer == "adadelta":
         optimizer = torch.optim.Adadelta(parameters, lr=config.lr, weight_decay=config.wd)
     else:
-        optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.wd)  # fmt: skip
+        optimizer = torch.optim.SGD(
+            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.wd
+        )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
     model, optimizer, scheduler = run.prepare(model, optimizer, scheduler)
 
@@ -131,8 +164,16 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
     def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(images), labels)
 
-    fit(run, model=model, optimizers=[optimizer], schedulers=[scheduler], train=data.train,
-        loss_fn=loss_fn, evaluate=validate, epochs=config.epochs)  # fmt: skip
+    fit(
+        run,
+        model=model,
+        optimizers=[optimizer],
+        schedulers=[scheduler],
+        train=data.train,
+        loss_fn=loss_fn,
+        evaluate=validate,
+        epochs=config.epochs,
+    )
     model.eval()
     final = evaluate_modes(run, model, head, data.test, "test")
     return run.finish(final, model)

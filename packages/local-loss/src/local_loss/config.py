@@ -31,8 +31,13 @@ RECIPES = {
     "kmnist": Recipe(100, (50, 75, 89, 94), {"mlp": 0.2, "vgg8b": 0.3}, 0, False),
 }
 # The original code picks the nonlinearity per loss: LeakyReLU(0.01) wherever sim is involved.
-NONLINEARITY: dict[str, Nonlinearity] = {"global": "relu", "pred": "relu", "sim": "leakyrelu",
-                                         "predsim": "leakyrelu", "bio-predsim": "leakyrelu"}  # fmt: skip
+NONLINEARITY: dict[str, Nonlinearity] = {
+    "global": "relu",
+    "pred": "relu",
+    "sim": "leakyrelu",
+    "predsim": "leakyrelu",
+    "bio-predsim": "leakyrelu",
+}
 # Weight of the similarity term: 0.99 for predsim, 0.01 for the backprop-free variant.
 BETA = {"predsim": 0.99, "bio-predsim": 0.01}
 
@@ -98,15 +103,20 @@ class LocalLossConfig(ClassifierConfig):
             self.hidden_layers = 3 if self.net == "mlp" else 1
         super().__post_init__()
         require(0 <= self.beta <= 1, f"--beta must be in [0, 1], got {self.beta}")
-        require(self.beta == 0 or self.loss in BETA,
-                f"--beta only applies to predsim losses, not --loss {self.loss}")  # fmt: skip
+        require(
+            self.beta == 0 or self.loss in BETA,
+            f"--beta only applies to predsim losses, not --loss {self.loss}",
+        )
         require(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
         require(self.hidden >= 1, f"--hidden must be >= 1, got {self.hidden}")
         require(self.hidden_layers >= 1, f"--hidden-layers must be >= 1, got {self.hidden_layers}")
-        require(128 * self.feat_mult >= 1 and self.feat_mult <= 16,
-                f"--feat-mult must be in [1/128, 16], got {self.feat_mult}")  # fmt: skip
-        require(self.dim_in_decoder >= 1, f"--dim-in-decoder must be >= 1, got "
-                f"{self.dim_in_decoder}")  # fmt: skip
+        require(
+            128 * self.feat_mult >= 1 and self.feat_mult <= 16,
+            f"--feat-mult must be in [1/128, 16], got {self.feat_mult}",
+        )
+        require(
+            self.dim_in_decoder >= 1, f"--dim-in-decoder must be >= 1, got {self.dim_in_decoder}"
+        )
         require(self.target_proj_size >= 1, "--target-proj-size must be >= 1")
         require(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         require(

@@ -76,16 +76,24 @@ def decoder_pool(channels: int, size: int, max_features: int) -> tuple[nn.Module
             out_w = math.ceil(size / kernel_w)
     if kernel_h == kernel_w == 1:
         return nn.Identity(), channels * size * size
-    padding = ((kernel_h * (out_h - size // kernel_h)) // 2,
-               (kernel_w * (out_w - size // kernel_w)) // 2)  # fmt: skip
+    padding = (
+        (kernel_h * (out_h - size // kernel_h)) // 2,
+        (kernel_w * (out_w - size // kernel_w)) // 2,
+    )
     return nn.AvgPool2d((kernel_h, kernel_w), padding=padding), channels * out_h * out_w
 
 
 class LocalBlock(nn.Module):
     """One hidden block and, in local modes, the heads of its own loss."""
 
-    def __init__(self, config: LocalLossConfig, in_size: int, out_size: int, classes: int,
-                 spatial: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: LocalLossConfig,
+        in_size: int,
+        out_size: int,
+        classes: int,
+        spatial: int | None = None,
+    ) -> None:
         """A conv block (3x3, pad 1) when `spatial` (its output's height = width) is given,
         else a linear block; sizes are features or channels."""
         super().__init__()
@@ -111,8 +119,11 @@ class LocalBlock(nn.Module):
             else (nn.Identity(), out_size)
         )
         if config.loss in ("sim", "predsim"):  # the learned map f before the similarity matrix
-            self.similarity_map = (nn.Conv2d(out_size, out_size, 3, padding=1, bias=False) if conv
-                                   else nn.Linear(out_size, out_size, bias=False))  # fmt: skip
+            self.similarity_map = (
+                nn.Conv2d(out_size, out_size, 3, padding=1, bias=False)
+                if conv
+                else nn.Linear(out_size, out_size, bias=False)
+            )
         if config.loss in ("pred", "predsim", "bio-predsim"):
             outputs = config.target_proj_size if bio else classes
             self.decoder = (

@@ -43,15 +43,23 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     for net, seeds, overrides in plan(budget):
         for loss in LOSSES:
             for seed in seeds:
-                config = LocalLossConfig(net=net, loss=loss, seed=seed, tracker="none",
-                                         out_dir=folder / "runs", run_name=f"{net}-{loss}-s{seed}",
-                                         **overrides)  # fmt: skip
+                config = LocalLossConfig(
+                    net=net,
+                    loss=loss,
+                    seed=seed,
+                    tracker="none",
+                    out_dir=folder / "runs",
+                    run_name=f"{net}-{loss}-s{seed}",
+                    **overrides,
+                )
                 summary = train_or_reuse(train, config)
                 errors.setdefault((net, loss), []).append(summary["metrics"]["test/error"])
                 per_epoch = summary["train_time_s"] / max(summary["epochs"], 1)
                 seconds.setdefault((net, loss), []).append(per_epoch)
-    rows = [make_row(budget, net, loss, values, seconds[net, loss], command)
-            for (net, loss), values in errors.items()]  # fmt: skip
+    rows = [
+        make_row(budget, net, loss, values, seconds[net, loss], command)
+        for (net, loss), values in errors.items()
+    ]
     named = {f"{net}/{loss}": values for (net, loss), values in errors.items()}
     (folder / "errors.json").write_text(json.dumps(named, indent=2))
     (folder / "table.md").write_text(markdown_table(rows, errors, budget))
@@ -59,8 +67,9 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     return rows
 
 
-def make_row(budget: Budget, net: Net, loss: Loss, values: list[float], seconds: list[float],
-             command: str) -> Row:  # fmt: skip
+def make_row(
+    budget: Budget, net: Net, loss: Loss, values: list[float], seconds: list[float], command: str
+) -> Row:
     paper = PAPER[net].get(loss)
     schedule = "10k samples, 3 epochs" if budget == "quick" else "100 epochs"
     note = f"{schedule}, last epoch; {sum(seconds) / len(seconds):.1f} s/epoch (train)"
@@ -69,13 +78,22 @@ def make_row(budget: Budget, net: Net, loss: Loss, values: list[float], seconds:
     elif budget == "quick":
         note += f"; not comparable to the paper's 100 epochs ({paper})"
     comparable = budget == "full" and paper is not None
-    return Row(setting=f"MNIST {net}, loss {loss}", values=values, unit="test error %",
-               source=paper if comparable else None, source_ref=SOURCE_REF if comparable else "",
-               tolerance=TOLERANCE, higher_is_better=False, command=command, note=note)  # fmt: skip
+    return Row(
+        setting=f"MNIST {net}, loss {loss}",
+        values=values,
+        unit="test error %",
+        source=paper if comparable else None,
+        source_ref=SOURCE_REF if comparable else "",
+        tolerance=TOLERANCE,
+        higher_is_better=False,
+        command=command,
+        note=note,
+    )
 
 
-def markdown_table(rows: list[Row], errors: dict[tuple[Net, Loss], list[float]],
-                   budget: Budget) -> str:  # fmt: skip
+def markdown_table(
+    rows: list[Row], errors: dict[tuple[Net, Loss], list[float]], budget: Budget
+) -> str:
     lines = [
         f"MNIST test error % at the last epoch, budget {budget}, mean ± std over seeds "
         f"(`uv run report --budget {budget} --studies local-loss`).",
@@ -99,8 +117,14 @@ def plot(errors: dict[tuple[Net, Loss], list[float]], path: Path) -> None:
             values = errors[net, loss]
             ax.scatter([x] * len(values), values, color="C0", label="ours" if x == 0 else None)
             if loss in PAPER[net]:
-                ax.scatter([x], [PAPER[net][loss]], color="C3", marker="_", s=400,
-                           label="paper" if x == 0 else None)  # fmt: skip
+                ax.scatter(
+                    [x],
+                    [PAPER[net][loss]],
+                    color="C3",
+                    marker="_",
+                    s=400,
+                    label="paper" if x == 0 else None,
+                )
         ax.set_xticks(range(len(losses)), losses)
         ax.set_ylabel("test error % (last epoch)")
         ax.set_title(f"MNIST {net}")

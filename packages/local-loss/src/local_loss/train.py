@@ -53,8 +53,11 @@ def train(config: LocalLossConfig) -> dict[str, Any]:
     run = Run(config)
     data = mnist_sources(config, run)
     # Parameters, gradients and Adam's two moments, in float32.
-    check_memory(16 * parameter_estimate(config), f"--net {config.net} --hidden {config.hidden}",
-                 "choose a smaller --hidden or --feat-mult")  # fmt: skip
+    check_memory(
+        16 * parameter_estimate(config),
+        f"--net {config.net} --hidden {config.hidden}",
+        "choose a smaller --hidden or --feat-mult",
+    )
     model = LocalLossNet(config, data.classes)
     optimizers, schedulers = build_optimizers(model, config)
     model, *prepared = run.prepare(model, *optimizers, *schedulers)
@@ -66,8 +69,16 @@ def train(config: LocalLossConfig) -> dict[str, Any]:
     def validate() -> dict[str, float]:
         return prefixed("val", run.evaluate(data.val, classification_metrics(model)))
 
-    fit(run, model=model, optimizers=optimizers, schedulers=schedulers, train=data.train,
-        loss_fn=loss_fn, evaluate=validate, epochs=config.epochs)  # fmt: skip
+    fit(
+        run,
+        model=model,
+        optimizers=optimizers,
+        schedulers=schedulers,
+        train=data.train,
+        loss_fn=loss_fn,
+        evaluate=validate,
+        epochs=config.epochs,
+    )
     model.eval()
     test = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
     test["test/error"] = 100 * (1 - test["test/acc1"])

@@ -137,9 +137,15 @@ def load() -> ctypes.CDLL:
     function = library.mirror_sweeps
     pointer, integer = ctypes.c_void_p, ctypes.c_int64
     function.argtypes = [
-        ctypes.POINTER(Options), *[pointer] * 6, integer, integer, integer, integer, integer,
+        ctypes.POINTER(Options),
+        *[pointer] * 6,
+        integer,
+        integer,
+        integer,
+        integer,
+        integer,
         ctypes.c_int32,
-    ]  # fmt: skip
+    ]
     function.restype = None
     return library
 
@@ -194,9 +200,15 @@ class FusedSweeps:
 
         def call(begin: int, end: int) -> None:
             self._function(
-                ctypes.byref(self._options), *pointers, stride, begin, end,
-                self.updates_done, sweeps, int(update_last),
-            )  # fmt: skip
+                ctypes.byref(self._options),
+                *pointers,
+                stride,
+                begin,
+                end,
+                self.updates_done,
+                sweeps,
+                int(update_last),
+            )
 
         if self._pool is None:
             call(*self._ranges[0])

@@ -96,8 +96,13 @@ def _spread(values: Tensor) -> dict[str, float]:
             delta = i * (count + 1) - 4 * j
             quartiles[index] = (int(ordered[j - 1]) * (4 - delta) + int(ordered[j]) * delta) / 4
     low, median, high = quartiles
-    return {"median": median, "q25": low, "q75": high, "min": int(ordered[0]),
-            "max": int(ordered[-1])}  # fmt: skip
+    return {
+        "median": median,
+        "q25": low,
+        "q75": high,
+        "min": int(ordered[0]),
+        "max": int(ordered[-1]),
+    }
 
 
 def describe(metrics: dict[str, Any]) -> str:

@@ -119,8 +119,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 # The 2021 report's rates (mean-reduced loss), as fractions of runs reaching accuracy 1.0.
-REPORT_RATES = {"vanilla-gd": 1 / 90, "rmsprop": 1 / 25, "weight-7": 1 / 20, "weight-8": 1 / 6,
-                "silu": 99 / 100}  # fmt: skip
+REPORT_RATES = {
+    "vanilla-gd": 1 / 90,
+    "rmsprop": 1 / 25,
+    "weight-7": 1 / 20,
+    "weight-8": 1 / 6,
+    "silu": 99 / 100,
+}
 
 
 def reproduce(budget: Budget, folder: Path) -> list[Row]:
@@ -131,21 +136,28 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     results = folder / "runs" / ReproduceConfig.study / "table" / "results.json"
     if not results.is_file():  # seconds with the kernel: recomputed rather than resumed
         shutil.rmtree(results.parent, ignore_errors=True)
-        reproduce_table(ReproduceConfig(runs=runs, out_dir=folder / "runs", run_name="table",
-                                        tracker="none"))  # fmt: skip
+        reproduce_table(
+            ReproduceConfig(runs=runs, out_dir=folder / "runs", run_name="table", tracker="none")
+        )
         shutil.copy(results.parent / "solved_over_time.png", folder / "solved_over_time.png")
     rows = []
     for row in json.loads(results.read_text())["rows"]:
         solved = row["outcomes"]["1.0"]
         low, high = solved["ci95"]
         claim = REPORT_RATES.get(row["variant"]) if row["loss_reduction"] == "mean" else None
-        rows.append(Row(
-            setting=f"{row['variant']}, loss {row['loss_reduction']}, {row['sweeps']} sweeps",
-            values=[100 * solved["fraction"]], unit="% of networks solved", source=None
-            if claim is None else 100 * claim, source_ref="2021 course report" if claim else "",
-            tolerance=100 * (high - low) / 2, higher_is_better=True,
-            command=f"uv run --package mirror-symmetry mirror-symmetry-reproduce --runs {runs}",
-            note=f"{runs} networks, 95% CI {100 * low:.1f}–{100 * high:.1f}"))  # fmt: skip
+        rows.append(
+            Row(
+                setting=f"{row['variant']}, loss {row['loss_reduction']}, {row['sweeps']} sweeps",
+                values=[100 * solved["fraction"]],
+                unit="% of networks solved",
+                source=None if claim is None else 100 * claim,
+                source_ref="2021 course report" if claim else "",
+                tolerance=100 * (high - low) / 2,
+                higher_is_better=True,
+                command=f"uv run --package mirror-symmetry mirror-symmetry-reproduce --runs {runs}",
+                note=f"{runs} networks, 95% CI {100 * low:.1f}–{100 * high:.1f}",
+            )
+        )
     return rows
 
 

@@ -55,8 +55,9 @@ class RmdlConfig(ClassifierConfig):
             f"--members must be three counts DNN,CNN,RNN such as 3,3,3, got {self.members!r}",
         )
         total = sum(self.member_counts.values())
-        require(1 <= total <= MAX_MEMBERS,
-                f"--members must add up to 1..{MAX_MEMBERS}, got {total}")  # fmt: skip
+        require(
+            1 <= total <= MAX_MEMBERS, f"--members must add up to 1..{MAX_MEMBERS}, got {total}"
+        )
         for flag, (low, high), floor in (
             ("--dnn-layers", self.dnn_layers, 1),
             ("--dnn-units", self.dnn_units, 1),
@@ -64,11 +65,15 @@ class RmdlConfig(ClassifierConfig):
             ("--cnn-filters", self.cnn_filters, 1),
             ("--rnn-units", self.rnn_units, 1),
         ):
-            require(floor <= low <= high,
-                    f"{flag} must be LOW HIGH with {floor} <= LOW <= HIGH, got {low} {high}")  # fmt: skip
-        require(self.cnn_blocks[0] <= POOLS_THAT_FIT,
-                f"--cnn-blocks LOW must be <= {POOLS_THAT_FIT} (2x2 pools that fit 28x28), got "
-                f"{self.cnn_blocks[0]}")  # fmt: skip
+            require(
+                floor <= low <= high,
+                f"{flag} must be LOW HIGH with {floor} <= LOW <= HIGH, got {low} {high}",
+            )
+        require(
+            self.cnn_blocks[0] <= POOLS_THAT_FIT,
+            f"--cnn-blocks LOW must be <= {POOLS_THAT_FIT} (2x2 pools that fit 28x28), got "
+            f"{self.cnn_blocks[0]}",
+        )
         require(self.cnn_dense >= 1, f"--cnn-dense must be >= 1, got {self.cnn_dense}")
         require(bool(self.optimizers), "--optimizers needs at least one of rmsprop adagrad adam")
         require(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")

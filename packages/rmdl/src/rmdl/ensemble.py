@@ -66,8 +66,7 @@ def voters(best_val_acc: torch.Tensor, dead_below: float) -> torch.Tensor:
 def vote(probabilities: torch.Tensor, alive: torch.Tensor) -> dict[str, torch.Tensor]:
     """Both votes of the alive members."""
     kept = probabilities[alive]
-    return {"vote": majority_vote(kept.argmax(dim=2), kept.shape[2]),
-            "average": average_vote(kept)}  # fmt: skip
+    return {"vote": majority_vote(kept.argmax(dim=2), kept.shape[2]), "average": average_vote(kept)}
 
 
 def save_ensemble(folder: Path, ensemble: Ensemble, index: dict, predictions: dict) -> None:

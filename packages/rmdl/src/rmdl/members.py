@@ -76,8 +76,10 @@ class MemberSpec:
             return f"dense {'-'.join(map(str, self.widths))}, {self.optimizer}"
         if self.kind == "cnn":
             stem, blocks = self.widths[0], self.widths[1:]
-            return (f"stem 2x{stem}, {len(blocks)} blocks {'-'.join(map(str, blocks))}, "
-                    f"dense {self.dense}, {self.optimizer}")  # fmt: skip
+            return (
+                f"stem 2x{stem}, {len(blocks)} blocks {'-'.join(map(str, blocks))}, "
+                f"dense {self.dense}, {self.optimizer}"
+            )
         return f"LSTM rows {self.widths[0]}, image {self.widths[1]}, {self.optimizer}"
 
 
@@ -97,16 +99,26 @@ def draw_spec(config: RmdlConfig, kind: Kind, index: int, classes: int) -> Membe
     else:
         widths = (rng.randint(*config.rnn_units), rng.randint(*config.rnn_units))
     optimizer = rng.choice(config.optimizers)
-    return MemberSpec(name=f"{kind}-{index}", kind=kind, widths=widths, dense=dense,
-                      dropout=config.dropout, optimizer=optimizer,
-                      lr=KERAS_LR[optimizer] * config.lr, init_seed=rng.getrandbits(63),
-                      classes=classes)  # fmt: skip
+    return MemberSpec(
+        name=f"{kind}-{index}",
+        kind=kind,
+        widths=widths,
+        dense=dense,
+        dropout=config.dropout,
+        optimizer=optimizer,
+        lr=KERAS_LR[optimizer] * config.lr,
+        init_seed=rng.getrandbits(63),
+        classes=classes,
+    )
 
 
 def draw_specs(config: RmdlConfig, classes: int) -> list[MemberSpec]:
     """The ensemble's members in vote order: DNNs, then CNNs, then RNNs."""
-    return [draw_spec(config, kind, index, classes)
-            for kind, count in config.member_counts.items() for index in range(count)]  # fmt: skip
+    return [
+        draw_spec(config, kind, index, classes)
+        for kind, count in config.member_counts.items()
+        for index in range(count)
+    ]
 
 
 class Member(nn.Module):
@@ -157,8 +169,7 @@ class ConvMember(Member):
         stem, *blocks = spec.widths
         self.stem = nn.ModuleList([nn.Conv2d(1, stem, 3, padding=1), nn.Conv2d(stem, stem, 3)])
         channels = (stem, *blocks)
-        self.blocks = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
-                                    for a, b in pairwise(channels))  # fmt: skip
+        self.blocks = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in pairwise(channels))
         size = IMAGE_SIZE - 2
         for _ in blocks:
             size //= 2
@@ -200,8 +211,11 @@ class RecurrentMember(Member):
         return self.out(encoded[-1])
 
 
-MEMBER_CLASSES: dict[Kind, type[Member]] = {"dnn": DenseMember, "cnn": ConvMember,
-                                            "rnn": RecurrentMember}  # fmt: skip
+MEMBER_CLASSES: dict[Kind, type[Member]] = {
+    "dnn": DenseMember,
+    "cnn": ConvMember,
+    "rnn": RecurrentMember,
+}
 
 
 def build_member(spec: MemberSpec) -> Member:

@@ -42,8 +42,10 @@ def ensemble_folder(run: Path) -> Path:
     for folder in (run / ENSEMBLE_DIR, run):
         if (folder / INDEX_FILE).is_file():
             return folder
-    raise UsageError(f"{run} holds no saved ensemble ({ENSEMBLE_DIR}/{INDEX_FILE}); pass the "
-                     "folder of a finished rmdl run")  # fmt: skip
+    raise UsageError(
+        f"{run} holds no saved ensemble ({ENSEMBLE_DIR}/{INDEX_FILE}); pass the "
+        "folder of a finished rmdl run"
+    )
 
 
 def read_pngs(folder: Path) -> tuple[list[str], torch.Tensor]:
@@ -67,8 +69,12 @@ def read_pngs(folder: Path) -> tuple[list[str], torch.Tensor]:
 @torch.no_grad()
 def member_probabilities(members: list[Member], pixels: torch.Tensor) -> torch.Tensor:
     """[members, images, classes]"""
-    return torch.stack([torch.cat([F.softmax(member(batch), dim=1)
-                                   for batch in pixels.split(BATCH)]) for member in members])  # fmt: skip
+    return torch.stack(
+        [
+            torch.cat([F.softmax(member(batch), dim=1) for batch in pixels.split(BATCH)])
+            for member in members
+        ]
+    )
 
 
 def predict(config: PredictConfig) -> dict[str, torch.Tensor]:
@@ -87,9 +93,16 @@ def predict(config: PredictConfig) -> dict[str, torch.Tensor]:
     member_votes = probabilities.argmax(dim=2)
     member_names = [row["name"] + (" (dead)" if row["dead"] else "") for row in index["members"]]
     header = ["image", "label", "vote", "average", *member_names]
-    rows = [[name, "" if labels is None else int(labels[i]), int(votes["vote"][i]),
-             int(votes["average"][i]), *member_votes[:, i].tolist()]
-            for i, name in enumerate(names)]  # fmt: skip
+    rows = [
+        [
+            name,
+            "" if labels is None else int(labels[i]),
+            int(votes["vote"][i]),
+            int(votes["average"][i]),
+            *member_votes[:, i].tolist(),
+        ]
+        for i, name in enumerate(names)
+    ]
     if labels is None:  # a folder: every image's line
         print("\t".join(header))
         for row in rows:
@@ -97,8 +110,10 @@ def predict(config: PredictConfig) -> dict[str, torch.Tensor]:
     else:
         for method, predicted in votes.items():
             error = 100 * (predicted != labels).float().mean().item()
-            print(f"{index['dataset']} test, {method}: error {error:.2f}% "
-                  f"({int(alive.sum())} of {len(members)} members vote)")  # fmt: skip
+            print(
+                f"{index['dataset']} test, {method}: error {error:.2f}% "
+                f"({int(alive.sum())} of {len(members)} members vote)"
+            )
     if config.out is not None:
         try:
             with config.out.open("w", newline="") as f:

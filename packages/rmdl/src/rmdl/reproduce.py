@@ -34,9 +34,18 @@ def budget_config(budget: Budget) -> RmdlConfig:
     members = max(SIZES[budget]) // 3
     if budget == "full":
         return RmdlConfig(members=f"{members},{members},{members}", tracker="none")
-    return RmdlConfig(members=f"{members},{members},{members}", dnn_layers=(1, 2),
-                      dnn_units=(64, 256), cnn_blocks=(3, 4), cnn_filters=(8, 16), cnn_dense=64,
-                      rnn_units=(16, 32), epochs=2, train_samples=10_000, tracker="none")  # fmt: skip
+    return RmdlConfig(
+        members=f"{members},{members},{members}",
+        dnn_layers=(1, 2),
+        dnn_units=(64, 256),
+        cnn_blocks=(3, 4),
+        cnn_filters=(8, 16),
+        cnn_dense=64,
+        rnn_units=(16, 32),
+        epochs=2,
+        train_samples=10_000,
+        tracker="none",
+    )
 
 
 def subset(names: list[str], size: int) -> torch.Tensor:
@@ -62,18 +71,21 @@ def ensemble_errors(run_dir: Path, sizes: tuple[int, ...]) -> tuple[dict[int, di
         votes = vote(saved["test_probabilities"], alive)
         by_val = int(torch.where(alive, val_acc, -1.0).argmax())
         results[size] = {
-            **{method: 100 * (predicted != labels).float().mean().item()
-               for method, predicted in votes.items()},
+            **{
+                method: 100 * (predicted != labels).float().mean().item()
+                for method, predicted in votes.items()
+            },
             "best_member_by_val": 100 * (1 - test_acc[by_val].item()),
             "best_member_name": names[by_val],
             "best_member_on_test": 100 * (1 - test_acc[alive].max().item()),
             "dead": int((chosen & ~alive).sum()),
-        }  # fmt: skip
+        }
     return results, members
 
 
-def write_table(folder: Path, budget: Budget, per_seed: dict[int, dict], members: list[dict],
-                config: RmdlConfig) -> None:  # fmt: skip
+def write_table(
+    folder: Path, budget: Budget, per_seed: dict[int, dict], members: list[dict], config: RmdlConfig
+) -> None:
     lines = [
         f"RMDL on MNIST, budget `{budget}` (`uv run report --budget {budget} --studies rmdl`): "
         f"{config.epochs} epochs per member, train samples {config.train_samples or 'all'}, "
@@ -86,17 +98,25 @@ def write_table(folder: Path, budget: Budget, per_seed: dict[int, dict], members
     ]
     for seed, results in per_seed.items():
         for size, r in results.items():
-            lines.append(f"| {seed} | {size} | {r['dead']} | {r['vote']:.2f} | {r['average']:.2f} "
-                         f"| {r['best_member_by_val']:.2f} ({r['best_member_name']}) | "
-                         f"{r['best_member_on_test']:.2f} | {PAPER_ERROR[size]:.2f} |")  # fmt: skip
+            lines.append(
+                f"| {seed} | {size} | {r['dead']} | {r['vote']:.2f} | {r['average']:.2f} "
+                f"| {r['best_member_by_val']:.2f} ({r['best_member_name']}) | "
+                f"{r['best_member_on_test']:.2f} | {PAPER_ERROR[size]:.2f} |"
+            )
     seed = next(iter(per_seed))
-    lines += ["", f"Members of seed {seed}'s ensemble (best checkpoint on validation):", "",
-              "| member | spec | parameters | best epoch | val acc % | test acc % | dead |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        f"Members of seed {seed}'s ensemble (best checkpoint on validation):",
+        "",
+        "| member | spec | parameters | best epoch | val acc % | test acc % | dead |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in members:
-        lines.append(f"| {row['name']} | {row['summary']} | {row['parameters']:,} | "
-                     f"{row['best_epoch']} | {100 * row['val_acc1']:.2f} | "
-                     f"{100 * row['test_acc1']:.2f} | {'yes' if row['dead'] else ''} |")  # fmt: skip
+        lines.append(
+            f"| {row['name']} | {row['summary']} | {row['parameters']:,} | "
+            f"{row['best_epoch']} | {100 * row['val_acc1']:.2f} | "
+            f"{100 * row['test_acc1']:.2f} | {'yes' if row['dead'] else ''} |"
+        )
     (folder / "table.md").write_text("\n".join(lines) + "\n")
 
 
@@ -106,8 +126,9 @@ def plot(folder: Path, per_seed: dict[int, dict]) -> None:
     for seed, results in per_seed.items():
         sizes = list(results)
         ax.plot(sizes, [results[s]["vote"] for s in sizes], "o-", label=f"majority vote, s{seed}")
-        ax.plot(sizes, [results[s]["average"] for s in sizes], "s--",
-                label=f"mean probability, s{seed}")  # fmt: skip
+        ax.plot(
+            sizes, [results[s]["average"] for s in sizes], "s--", label=f"mean probability, s{seed}"
+        )
         best = min(results[s]["best_member_on_test"] for s in sizes)
         ax.axhline(best, color="grey", linestyle=":", label=f"best single member, s{seed}")
     ax.plot(list(PAPER_ERROR), list(PAPER_ERROR.values()), "k^", label="paper (test-selected)")
@@ -126,30 +147,62 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     per_seed: dict[int, dict] = {}
     members: list[dict] = []
     for seed in SEEDS[budget]:
-        summary = train_or_reuse(train, dataclasses.replace(
-            config, seed=seed, out_dir=folder / "runs", run_name=f"{config.members}-s{seed}"))  # fmt: skip
+        summary = train_or_reuse(
+            train,
+            dataclasses.replace(
+                config, seed=seed, out_dir=folder / "runs", run_name=f"{config.members}-s{seed}"
+            ),
+        )
         per_seed[seed], seed_members = ensemble_errors(Path(summary["run_dir"]), SIZES[budget])
         members = members or seed_members
     write_table(folder, budget, per_seed, members, config)
     plot(folder, per_seed)
     command = f"uv run report --budget {budget} --studies rmdl"
     setting = "quick: small members, 2 epochs, 10k samples" if budget == "quick" else "full"
-    note = ("validation-selected checkpoints (paper: test-selected); nested sub-ensembles; "
-            f"{setting}")  # fmt: skip
+    note = (
+        f"validation-selected checkpoints (paper: test-selected); nested sub-ensembles; {setting}"
+    )
     rows = []
     for size in SIZES[budget]:
         results = [per_seed[seed][size] for seed in per_seed]
         dead = sum(r["dead"] for r in results)
-        rows.append(Row(setting=f"{size} members, majority vote", unit="test error %",
-                        values=[r["vote"] for r in results], source=PAPER_ERROR[size],
-                        source_ref=PAPER_REF, tolerance=0.05, higher_is_better=False,
-                        command=command, note=note + (f"; {dead} dead left out" if dead else "")))  # fmt: skip
-        rows.append(Row(setting=f"{size} members, mean probability", unit="test error %",
-                        values=[r["average"] for r in results], source=None, source_ref="",
-                        tolerance=0.0, higher_is_better=False, command=command,
-                        note="not in the paper"))  # fmt: skip
-        rows.append(Row(setting=f"{size} members, best single member (on test)",
-                        unit="test error %", values=[r["best_member_on_test"] for r in results],
-                        source=None, source_ref="", tolerance=0.0, higher_is_better=False,
-                        command=command, note="the vote should beat it"))  # fmt: skip
+        rows.append(
+            Row(
+                setting=f"{size} members, majority vote",
+                unit="test error %",
+                values=[r["vote"] for r in results],
+                source=PAPER_ERROR[size],
+                source_ref=PAPER_REF,
+                tolerance=0.05,
+                higher_is_better=False,
+                command=command,
+                note=note + (f"; {dead} dead left out" if dead else ""),
+            )
+        )
+        rows.append(
+            Row(
+                setting=f"{size} members, mean probability",
+                unit="test error %",
+                values=[r["average"] for r in results],
+                source=None,
+                source_ref="",
+                tolerance=0.0,
+                higher_is_better=False,
+                command=command,
+                note="not in the paper",
+            )
+        )
+        rows.append(
+            Row(
+                setting=f"{size} members, best single member (on test)",
+                unit="test error %",
+                values=[r["best_member_on_test"] for r in results],
+                source=None,
+                source_ref="",
+                tolerance=0.0,
+                higher_is_better=False,
+                command=command,
+                note="the vote should beat it",
+            )
+        )
     return rows

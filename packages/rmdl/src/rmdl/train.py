@@ -69,9 +69,13 @@ def share_members(ensemble: Ensemble, optimizers: list[Any], run: Run) -> None:
         return
     for index, (member, best) in enumerate(zip(ensemble.members, ensemble.best, strict=True)):
         owner = index % run.world_size
-        state = {"member": member.state_dict(), "best": best.state_dict(),
-                 "optimizer": optimizers[index].state_dict(),
-                 "acc": ensemble.best_val_acc[index], "epoch": ensemble.best_epoch[index]}  # fmt: skip
+        state = {
+            "member": member.state_dict(),
+            "best": best.state_dict(),
+            "optimizer": optimizers[index].state_dict(),
+            "acc": ensemble.best_val_acc[index],
+            "epoch": ensemble.best_epoch[index],
+        }
         state = from_owner(to_cpu(state) if run.rank == owner else None, owner, run)
         if run.rank != owner:
             member.load_state_dict(state["member"])
@@ -88,11 +92,17 @@ def train(config: RmdlConfig) -> dict[str, Any]:
     data = mnist_sources(config, run, sharded=False, standardise=False)
     specs = draw_specs(config, data.classes)
     if len(specs) < run.world_size:
-        raise UsageError(f"--members {config.members}: {len(specs)} members for "
-                         f"{run.world_size} processes; give at least one member per process")  # fmt: skip
+        raise UsageError(
+            f"--members {config.members}: {len(specs)} members for "
+            f"{run.world_size} processes; give at least one member per process"
+        )
     parameters = sum(parameter_count(spec) for spec in specs)
-    check_memory(parameters * BYTES_PER_PARAMETER, f"--members {config.members} ({parameters:,} "
-                 "parameters)", "give fewer --members or narrower ranges", run.device)  # fmt: skip
+    check_memory(
+        parameters * BYTES_PER_PARAMETER,
+        f"--members {config.members} ({parameters:,} parameters)",
+        "give fewer --members or narrower ranges",
+        run.device,
+    )
     ensemble = Ensemble(specs).to(run.device)
     owned = list(range(run.rank, len(specs), run.world_size))
     # The ensemble is not wrapped for DDP (members are split, gradients never synchronised):
@@ -106,8 +116,10 @@ def train(config: RmdlConfig) -> dict[str, Any]:
         with run.accelerator.autocast():
             for index in owned:
                 member = ensemble.members[index]
-                member.reseed(derive_seed("dropout", config.seed, member.spec.name,
-                                          run.state.step), run.device)  # fmt: skip
+                member.reseed(
+                    derive_seed("dropout", config.seed, member.spec.name, run.state.step),
+                    run.device,
+                )
                 loss = F.cross_entropy(member(images).float(), labels)
                 # A diverged member must not stop the others: it ends near chance, found dead.
                 total = total + torch.nan_to_num(loss, nan=0.0, posinf=0.0)
@@ -116,23 +128,42 @@ def train(config: RmdlConfig) -> dict[str, Any]:
     def validate() -> dict[str, float]:
         epoch = run.state.epoch + 1
         for index in owned:
-            val_acc = (probabilities(ensemble.members[index], data.val, run).argmax(dim=1)
-                       == data.val.labels).float().mean().item()  # fmt: skip
+            val_acc = (
+                (
+                    probabilities(ensemble.members[index], data.val, run).argmax(dim=1)
+                    == data.val.labels
+                )
+                .float()
+                .mean()
+                .item()
+            )
             ensemble.keep_if_best(index, val_acc, epoch)
         share_members(ensemble, optimizers, run)
         best = ensemble.best_val_acc
-        return {"val/member_acc1_mean": best.mean().item(), "val/member_acc1_max": best.max().item(),
-                "val/dead_members": (~alive_members(best, config.dead_below)).sum().item()}  # fmt: skip
+        return {
+            "val/member_acc1_mean": best.mean().item(),
+            "val/member_acc1_max": best.max().item(),
+            "val/dead_members": (~alive_members(best, config.dead_below)).sum().item(),
+        }
 
-    fit(run, model=ensemble, optimizers=[optimizers[i] for i in owned], train=data.train,
-        loss_fn=loss_fn, evaluate=validate, epochs=config.epochs)  # fmt: skip
+    fit(
+        run,
+        model=ensemble,
+        optimizers=[optimizers[i] for i in owned],
+        train=data.train,
+        loss_fn=loss_fn,
+        evaluate=validate,
+        epochs=config.epochs,
+    )
     metrics, index, predictions = evaluate_ensemble(ensemble, data, config, run)
     if run.is_main:
         save_ensemble(run.run_dir / ENSEMBLE_DIR, ensemble, index, predictions)
     for row in index["members"]:
-        run.print(f"{row['name']:>7}  {row['summary']:<48} {row['parameters']:>10,}  val "
-                  f"{100 * row['val_acc1']:.2f}%  test {100 * row['test_acc1']:.2f}%"
-                  + ("  DEAD (left out of the vote)" if row["dead"] else ""))  # fmt: skip
+        run.print(
+            f"{row['name']:>7}  {row['summary']:<48} {row['parameters']:>10,}  val "
+            f"{100 * row['val_acc1']:.2f}%  test {100 * row['test_acc1']:.2f}%"
+            + ("  DEAD (left out of the vote)" if row["dead"] else "")
+        )
     return run.finish(metrics, ensemble)
 
 
@@ -150,13 +181,17 @@ def evaluate_ensemble(
             probs[split].append(from_owner(mine, owner, run))
     labels = {split: source.labels.cpu() for split, source in splits.items()}
     stacked = {split: torch.stack(parts) for split, parts in probs.items()}
-    member_acc = {split: (stacked[split].argmax(dim=2) == labels[split]).float().mean(dim=1)
-                  for split in splits}  # fmt: skip
+    member_acc = {
+        split: (stacked[split].argmax(dim=2) == labels[split]).float().mean(dim=1)
+        for split in splits
+    }
     alive = alive_members(ensemble.best_val_acc.cpu(), config.dead_below)
     voting = voters(ensemble.best_val_acc.cpu(), config.dead_below)
     if not alive.any():
-        run.print(f"warning: every member is at or below --dead-below {config.dead_below} "
-                  "validation accuracy; all of them vote")  # fmt: skip
+        run.print(
+            f"warning: every member is at or below --dead-below {config.dead_below} "
+            "validation accuracy; all of them vote"
+        )
     metrics: dict[str, float] = {}
     for split in splits:
         for method, predicted in vote(stacked[split], voting).items():
@@ -164,11 +199,31 @@ def evaluate_ensemble(
         metrics[f"{split}/best_member/acc1"] = member_acc[split][voting].max().item()
     metrics["members"] = len(ensemble.specs)
     metrics["dead_members"] = int((~alive).sum())
-    rows = [{"name": spec.name, "kind": spec.kind, "summary": spec.summary(),
-             "parameters": parameter_count(spec), "best_epoch": int(ensemble.best_epoch[i]),
-             "val_acc1": member_acc["val"][i].item(), "test_acc1": member_acc["test"][i].item(),
-             "dead": not bool(alive[i])} for i, spec in enumerate(ensemble.specs)]  # fmt: skip
-    index = {"dataset": config.dataset, "classes": data.classes, "seed": config.seed,
-             "dead_below": config.dead_below, "members": rows}  # fmt: skip
-    return metrics, index, {**{f"{s}_probabilities": p for s, p in stacked.items()},
-                            **{f"{s}_labels": lab for s, lab in labels.items()}}  # fmt: skip
+    rows = [
+        {
+            "name": spec.name,
+            "kind": spec.kind,
+            "summary": spec.summary(),
+            "parameters": parameter_count(spec),
+            "best_epoch": int(ensemble.best_epoch[i]),
+            "val_acc1": member_acc["val"][i].item(),
+            "test_acc1": member_acc["test"][i].item(),
+            "dead": not bool(alive[i]),
+        }
+        for i, spec in enumerate(ensemble.specs)
+    ]
+    index = {
+        "dataset": config.dataset,
+        "classes": data.classes,
+        "seed": config.seed,
+        "dead_below": config.dead_below,
+        "members": rows,
+    }
+    return (
+        metrics,
+        index,
+        {
+            **{f"{s}_probabilities": p for s, p in stacked.items()},
+            **{f"{s}_labels": lab for s, lab in labels.items()},
+        },
+    )

@@ -20,18 +20,38 @@ Preset = Literal["none", "speedrun", "speedrun-995"]
 RECIPES: dict[str, dict[str, object]] = {
     # The Caffe MNIST solver: AdaDelta (Caffe's "momentum" 0.9 is rho, "delta" is eps), batch
     # 100, x0.1 at fixed iterations, ~114 epochs of 600 iterations, no augmentation.
-    "paper": {"epochs": 114, "batch_size": 100, "lr": 0.1, "weight_decay": 0.005,
-              "label_smoothing": 0.0, "translate": 0},
+    "paper": {
+        "epochs": 114,
+        "batch_size": 100,
+        "lr": 0.1,
+        "weight_decay": 0.005,
+        "label_smoothing": 0.0,
+        "translate": 0,
+    },
     # Nesterov SGD, one-cycle (linear warm-up, linear decay to 0), label smoothing, +-2 px
     # shifts: the CIFAR speedrun recipe, which converges in a fraction of the Caffe schedule.
-    "modern": {"epochs": 30, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4,
-               "label_smoothing": 0.1, "translate": 2},
-}  # fmt: skip
+    "modern": {
+        "epochs": 30,
+        "batch_size": 128,
+        "lr": 0.1,
+        "weight_decay": 5e-4,
+        "label_smoothing": 0.1,
+        "translate": 2,
+    },
+}
 SPEEDRUN: dict[str, object] = {
-    "model": "fast-tiny", "recipe": "modern", "epochs": 1, "batch_size": 256, "lr": 0.2,
-    "weight_decay": 5e-4, "label_smoothing": 0.1, "translate": 0, "mixed_precision": "bf16",
-    "channels_last": True, "tta": 1,
-}  # fmt: skip
+    "model": "fast-tiny",
+    "recipe": "modern",
+    "epochs": 1,
+    "batch_size": 256,
+    "lr": 0.2,
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.1,
+    "translate": 0,
+    "mixed_precision": "bf16",
+    "channels_last": True,
+    "tta": 1,
+}
 PRESETS: dict[str, dict[str, object]] = {
     "none": {},
     # Mean test accuracy >= 99.0% in under 4 s of training on a 2-core CPU (see the README).
@@ -117,7 +137,9 @@ class SimpleNetConfig(ClassifierConfig):
             0 < self.bn_momentum <= 1, f"--bn-momentum must be in (0, 1], got {self.bn_momentum}"
         )
         require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")  # type: ignore[operator]
-        require(0 <= self.label_smoothing < 1,  # type: ignore[operator]
-                f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")  # fmt: skip
+        require(
+            0 <= self.label_smoothing < 1,  # type: ignore[operator]
+            f"--label-smoothing must be in [0, 1), got {self.label_smoothing}",
+        )
         require(0 <= self.warmup < 1, f"--warmup must be in [0, 1), got {self.warmup}")
         require(0 <= self.tta <= 4, f"--tta must be in [0, 4] pixels, got {self.tta}")  # type: ignore[operator]

@@ -28,11 +28,45 @@ POOL = "pool"
 # (width, kernel) per conv, POOL for a 2x2 max pool; a global max pool and Linear follow.
 Layers = tuple[tuple[int, int] | str, ...]
 SIMPLENET_LAYERS: dict[str, Layers] = {
-    "standard": ((64, 3), (128, 3), (128, 3), (128, 3), POOL, (128, 3), (128, 3), (256, 3), POOL,
-                 (256, 3), (256, 3), POOL, (512, 3), (2048, 1), (256, 1), POOL, (256, 3)),
-    "slim": ((64, 3), (32, 3), (32, 3), (32, 3), POOL, (32, 3), (32, 3), (64, 3), POOL,
-             (64, 3), (64, 3), POOL, (128, 3), (256, 1), (64, 1), POOL, (64, 3)),
-}  # fmt: skip
+    "standard": (
+        (64, 3),
+        (128, 3),
+        (128, 3),
+        (128, 3),
+        POOL,
+        (128, 3),
+        (128, 3),
+        (256, 3),
+        POOL,
+        (256, 3),
+        (256, 3),
+        POOL,
+        (512, 3),
+        (2048, 1),
+        (256, 1),
+        POOL,
+        (256, 3),
+    ),
+    "slim": (
+        (64, 3),
+        (32, 3),
+        (32, 3),
+        (32, 3),
+        POOL,
+        (32, 3),
+        (32, 3),
+        (64, 3),
+        POOL,
+        (64, 3),
+        (64, 3),
+        POOL,
+        (128, 3),
+        (256, 1),
+        (64, 1),
+        POOL,
+        (64, 3),
+    ),
+}
 # The Caffe MNIST nets put BatchNorm on the first ten convs only.
 CAFFE_BATCHNORM_LAYERS = 10
 
@@ -101,12 +135,16 @@ class FastNet(nn.Sequential):
                 nn.Linear(hidden, classes),
             ]
         super().__init__(
-            nn.Conv2d(1, first, 5, stride=2, bias=False), nn.BatchNorm2d(first),
+            nn.Conv2d(1, first, 5, stride=2, bias=False),
+            nn.BatchNorm2d(first),
             nn.ReLU(inplace=True),
-            nn.Conv2d(first, second, 3, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(second),
+            nn.Conv2d(first, second, 3, bias=False),
+            nn.MaxPool2d(2),
+            nn.BatchNorm2d(second),
             nn.ReLU(inplace=True),
-            nn.Flatten(), *head,
-        )  # fmt: skip
+            nn.Flatten(),
+            *head,
+        )
 
 
 # (conv widths, hidden units) of the presets' nets. 16 first-layer channels: with oneDNN on

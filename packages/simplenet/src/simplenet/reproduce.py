@@ -37,24 +37,56 @@ def settings(budget: Budget) -> list[Setting]:
     speedrun_note = "target: mean >= 99.0% with <= 4 s of training on an idle 2-core CPU"
     if budget == "quick":
         return [
-            Setting("speedrun preset (fast-tiny, 1 epoch)", "speedrun",
-                    {"preset": "speedrun"}, (0, 1, 2), note=speedrun_note),
-            Setting("SimpleNet slim, modern recipe, 4,096 samples, batch 32, 2 epochs",
-                    "slim-short", {"model": "slim", "recipe": "modern", "train_samples": 4096,
-                                   "batch_size": 32, "val_size": 1000, "epochs": 2},
-                    (0,), note="a learning check on a CPU budget, not the source's setting"),
-        ]  # fmt: skip
+            Setting(
+                "speedrun preset (fast-tiny, 1 epoch)",
+                "speedrun",
+                {"preset": "speedrun"},
+                (0, 1, 2),
+                note=speedrun_note,
+            ),
+            Setting(
+                "SimpleNet slim, modern recipe, 4,096 samples, batch 32, 2 epochs",
+                "slim-short",
+                {
+                    "model": "slim",
+                    "recipe": "modern",
+                    "train_samples": 4096,
+                    "batch_size": 32,
+                    "val_size": 1000,
+                    "epochs": 2,
+                },
+                (0,),
+                note="a learning check on a CPU budget, not the source's setting",
+            ),
+        ]
     return [
-        Setting("SimpleNet standard, paper recipe (Caffe AdaDelta, 114 epochs)", "standard-paper",
-                {"model": "standard", "recipe": "paper"}, (0,), 99.68, CAFFE_LOG,
-                "source: last-epoch test accuracy of the standard net without dropout (its "
-                "99.75% is one peak picked on test)"),
-        Setting("SimpleNet slim, paper recipe (Caffe AdaDelta, 114 epochs)", "slim-paper",
-                {"model": "slim", "recipe": "paper"}, (0,), 99.72, CAFFE_LOG,
-                "source: reported slim result (Nesterov solver there; selection unknown)"),
-        Setting("speedrun preset (fast-tiny, 1 epoch)", "speedrun", {"preset": "speedrun"},
-                tuple(range(10)), note=speedrun_note),
-    ]  # fmt: skip
+        Setting(
+            "SimpleNet standard, paper recipe (Caffe AdaDelta, 114 epochs)",
+            "standard-paper",
+            {"model": "standard", "recipe": "paper"},
+            (0,),
+            99.68,
+            CAFFE_LOG,
+            "source: last-epoch test accuracy of the standard net without dropout (its "
+            "99.75% is one peak picked on test)",
+        ),
+        Setting(
+            "SimpleNet slim, paper recipe (Caffe AdaDelta, 114 epochs)",
+            "slim-paper",
+            {"model": "slim", "recipe": "paper"},
+            (0,),
+            99.72,
+            CAFFE_LOG,
+            "source: reported slim result (Nesterov solver there; selection unknown)",
+        ),
+        Setting(
+            "speedrun preset (fast-tiny, 1 epoch)",
+            "speedrun",
+            {"preset": "speedrun"},
+            tuple(range(10)),
+            note=speedrun_note,
+        ),
+    ]
 
 
 def train_fresh(config: SimpleNetConfig) -> dict:
@@ -70,27 +102,45 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     rows, curves = [], {}
     for setting in settings(budget):
         summaries = [
-            train_or_reuse(train_fresh, SimpleNetConfig(
-                **setting.args, seed=seed, out_dir=folder / "runs",
-                run_name=f"{setting.name}-s{seed}", tracker="none"))
+            train_or_reuse(
+                train_fresh,
+                SimpleNetConfig(
+                    **setting.args,
+                    seed=seed,
+                    out_dir=folder / "runs",
+                    run_name=f"{setting.name}-s{seed}",
+                    tracker="none",
+                ),
+            )
             for seed in setting.seeds
-        ]  # fmt: skip
+        ]
         accuracy = [100 * s["metrics"]["test/acc1"] for s in summaries]
         seconds = [s["train_time_s"] for s in summaries]
         curves[setting.label] = accuracy
-        rows.append(Row(setting=setting.label, values=accuracy, unit="test accuracy %",
-                        source=setting.source, source_ref=setting.source_ref, tolerance=0.1,
-                        higher_is_better=True, command=command,
-                        note=f"{setting.note}; train time {statistics.fmean(seconds):.1f} s "
-                             f"mean (max {max(seconds):.1f} s) on {summaries[0]['device_name']}"))  # fmt: skip
+        rows.append(
+            Row(
+                setting=setting.label,
+                values=accuracy,
+                unit="test accuracy %",
+                source=setting.source,
+                source_ref=setting.source_ref,
+                tolerance=0.1,
+                higher_is_better=True,
+                command=command,
+                note=f"{setting.note}; train time {statistics.fmean(seconds):.1f} s "
+                f"mean (max {max(seconds):.1f} s) on {summaries[0]['device_name']}",
+            )
+        )
     write_outputs(rows, curves, folder)
     return rows
 
 
 def write_outputs(rows: list[Row], curves: dict[str, list[float]], folder: Path) -> None:
     lines = ["| setting | test accuracy % (mean ± std, n) | source | note |", "|---|---|---|---|"]
-    lines += [f"| {r.setting} | {r.ours} | {r.source if r.source is not None else '—'} | "
-              f"{r.note} |" for r in rows]  # fmt: skip
+    lines += [
+        f"| {r.setting} | {r.ours} | {r.source if r.source is not None else '—'} | {r.note} |"
+        for r in rows
+    ]
     (folder / "table.md").write_text("\n".join(lines) + "\n")
     figure = Figure(figsize=(7, 0.6 + 0.5 * len(curves)))
     ax = figure.subplots()

@@ -36,22 +36,31 @@ def one_cycle_multiplier(step: int, total: int, warmup: float) -> float:
 
 def build_optimizer(config: SimpleNetConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if config.recipe == "paper":
-        return torch.optim.Adadelta(model.parameters(), lr=config.lr, rho=0.9, eps=1e-3,
-                                    weight_decay=config.weight_decay)  # fmt: skip
+        return torch.optim.Adadelta(
+            model.parameters(), lr=config.lr, rho=0.9, eps=1e-3, weight_decay=config.weight_decay
+        )
     # No weight decay on BatchNorm and biases (the usual modern choice).
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
 
 
 def train(config: SimpleNetConfig) -> dict[str, Any]:
     run = Run(config)
     data = mnist_sources(config, run)
-    model = build_model(config.model, data.classes, layout=config.layout, dropout=config.dropout,
-                        dropout_after=config.dropout_after, bn_eps=config.bn_eps,
-                        bn_momentum=config.bn_momentum)  # fmt: skip
+    model = build_model(
+        config.model,
+        data.classes,
+        layout=config.layout,
+        dropout=config.dropout,
+        dropout_after=config.dropout_after,
+        bn_eps=config.bn_eps,
+        bn_momentum=config.bn_momentum,
+    )
     run.print(f"{config.model}: {parameter_count(model):,} parameters")
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -73,9 +82,15 @@ def train(config: SimpleNetConfig) -> dict[str, Any]:
         return F.cross_entropy(model(images), labels, label_smoothing=config.label_smoothing)
 
     metrics = classification_metrics(shift_averaged(model, config.tta))
-    fit(run, model=model, optimizers=[optimizer], train=data.train, loss_fn=loss_fn,
+    fit(
+        run,
+        model=model,
+        optimizers=[optimizer],
+        train=data.train,
+        loss_fn=loss_fn,
         evaluate=lambda: prefixed("val", run.evaluate(data.val, metrics)),
-        epochs=config.epochs)  # fmt: skip
+        epochs=config.epochs,
+    )
     model.eval()
     test = prefixed("test", run.evaluate(data.test, metrics))
     return run.finish(test, model)
