@@ -1,51 +1,87 @@
-"""`uv run report`: run every registered study's reproduction and write REPORT.md.
+"""`uv run report`: run every registered study's reproduction and write its report.
 
 Each study's rows are kept in `<work-dir>/<budget>/<study>/rows.json` next to its figures and
-runs; finished studies are reused and an interrupted study continues from its finished runs.
-One study failing is reported in its row and the others go on.
+runs, every row with its provenance (code fingerprint, commit, machine, date, minutes). A row is
+reused while its code fingerprint equals today's; a row whose code changed is shown "stale"
+until `--again` recomputes it (its finished runs are still reused). One study failing is one
+line and one "failed" row; the others go on, and the report exits 1 at the end.
+
+The `cpu` report is REPORT.md at the root; at that budget the study READMEs' results sections
+and the root README's headline table (between `<!-- report:... -->` markers) are written from
+the same rows, so no number is typed twice.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import platform
+import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from mnistlab.cli import first_line, parse_config
+from mnistlab.cli import UsageError, first_line, parse_config
 from mnistlab.config import require
 from mnistlab.dispatch import installed_studies, load_study
-from mnistlab.runtime import guarded_main
-from mnistlab.study import Budget, Row, Study
+from mnistlab.entry import guarded_main
+from mnistlab.provenance import machine_line, provenance, study_fingerprint
+from mnistlab.rows import Budget, Row
+from mnistlab.study import Study, dry_run
 
 ROWS = "rows.json"
+FAILURE_LOG = "failure.log"
+HEADLINES = "headlines"
+END_MARKER = "<!-- /report -->"
 
 
 @dataclass
 class ReportConfig:
-    """Reproduce every study against its source and write one REPORT.md."""
+    """Reproduce every study against its source and write its report."""
 
-    budget: Budget = "quick"
-    """quick: minutes per study on a 2-core CPU; full: the source's setting (a GPU where the
-    source needed one)."""
+    budget: Budget = "cpu"
+    """quick: minutes per study on a 2-core CPU (the CI-sized run of the same code); cpu: the
+    smallest setting that answers each source's question, at most 90 minutes per study on 2
+    cores; full: the source's setting (a GPU where the source needed one)."""
     studies: str = ""
-    """Comma-separated studies to run (default: every installed study)."""
-    out: Path = Path("REPORT.md")
-    """The report file; figures are linked relative to it."""
+    """Comma-separated studies to (re)compute (default: every installed study). Every study
+    that has rows at this budget is rendered either way."""
+    out: Path | None = None
+    """The report file (default: REPORT.md for cpu, WORK_DIR/<budget>/REPORT.md otherwise)."""
     work_dir: Path = Path("reports")
     """Rows, figures and runs go to WORK_DIR/<budget>/<study>/."""
     again: bool = False
-    """Recompute studies whose rows already exist (their finished runs are still reused)."""
+    """Recompute the selected studies' rows, fresh or stale (finished runs are still reused)."""
+    render: bool = False
+    """Only re-render the report and the READMEs from the rows already there; compute nothing."""
+    dry_run: bool = False
+    """Build every setting of the budget and train each for a couple of steps, in a temporary
+    folder, on whatever device is present; writes no rows and no report."""
+
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = (
+                Path("REPORT.md")
+                if self.budget == "cpu"
+                else self.work_dir / self.budget / "REPORT.md"
+            )
+
+    @property
+    def report_path(self) -> Path:
+        assert self.out is not None
+        return self.out
 
     def selected(self, installed: dict[str, str]) -> list[str]:
-        names = [s.strip() for s in self.studies.split(",") if s.strip()] or sorted(installed)
+        if not self.studies:
+            return sorted(installed)
+        names = [s.strip() for s in self.studies.split(",") if s.strip()]
+        require(
+            bool(names),
+            f"--studies {self.studies!r} names no study; give a comma-separated "
+            "list, or leave it out for every study",
+        )
         unknown = [n for n in names if n not in installed]
         require(
             not unknown,
@@ -54,108 +90,309 @@ class ReportConfig:
         return names
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with_cpuinfo = Path("/proc/cpuinfo")
-    if with_cpuinfo.is_file():
-        for line in with_cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+@dataclass
+class StudyRows:
+    """What the report shows for one study."""
+
+    name: str
+    rows: list[Row] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    stale: bool = False
 
 
-def reproduce_study(name: str, budget: Budget, folder: Path, again: bool) -> list[dict]:
-    """The study's rows (as JSON dicts), reused when already computed; a failure (even of
-    importing the study) is one row, and the report goes on."""
-    rows_path = folder / ROWS
-    if rows_path.is_file() and not again:
-        print(f"[{name}] reusing {rows_path}", flush=True)
-        return json.loads(rows_path.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
+def study_module(installed: dict[str, str], name: str) -> str:
+    return installed[name].split(":", 1)[0]
+
+
+def load_rows(name: str, rows_path: Path, fingerprint: str | None) -> StudyRows:
+    """A study's committed rows; unreadable rows are that study's failure, not the report's."""
+    try:
+        raw = json.loads(rows_path.read_text())
+        rows = [Row.from_json(entry) for entry in raw]
+        for row in rows:
+            row.check()
+        record = raw[0]["provenance"]
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        return StudyRows(
+            name,
+            error=f"{rows_path} is unreadable ({first_line(exc, 100)}); "
+            f"recompute it with --again --studies {name}",
+        )
+    stale = fingerprint is None or record.get("code") != fingerprint
+    return StudyRows(name, rows, record, stale=stale)
+
+
+def reproduce_study(name: str, module: str, budget: Budget, folder: Path) -> StudyRows:
+    """Run the study's reproduction; a failure (even of importing the study) is one line, its
+    traceback goes to failure.log, and the report goes on."""
     print(f"[{name}] reproducing at budget {budget} in {folder}", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FAILURE_LOG).unlink(missing_ok=True)
     started = time.perf_counter()
     try:
         study: Study = load_study(name)
         rows = study.reproduce(budget, folder)
-        for row in rows:
-            row.check()
         if not rows:
             raise ValueError("the reproduction returned no rows")
+        for row in rows:
+            row.check()
     except (Exception, SystemExit) as exc:
-        traceback.print_exc()
-        print(f"[{name}] failed: {first_line(exc)}", flush=True)
-        return [{"setting": "(reproduction failed)", "error": first_line(exc)}]
-    minutes = (time.perf_counter() - started) / 60
-    measured = {
-        "minutes": round(minutes, 2),
-        "machine": machine(),
-        "measured": time.strftime("%Y-%m-%d %H:%M"),
-    }
-    payload = [{**dataclasses.asdict(r), **measured} for r in rows]
-    rows_path.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"[{name}] {len(rows)} rows in {minutes:.1f} min", flush=True)
-    return payload
+        (folder / FAILURE_LOG).write_text(traceback.format_exc())
+        error = f"{type(exc).__name__}: {first_line(exc)} (traceback: {folder / FAILURE_LOG})"
+        print(f"[{name}] failed: {error}", flush=True)
+        return StudyRows(name, error=error)
+    record = provenance(module, (time.perf_counter() - started) / 60)
+    payload = [{**row.to_json(), "provenance": record} for row in rows]
+    (folder / ROWS).write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"[{name}] {len(rows)} rows in {record['minutes']:.1f} min", flush=True)
+    return StudyRows(name, rows, record)
 
 
-def markdown(results: dict[str, list[dict]], config: ReportConfig) -> str:
-    base = config.out.resolve().parent
+def dry_run_study(name: str, budget: Budget) -> StudyRows:
+    """Every setting of `budget` built and trained for a couple of steps in a temporary folder."""
+    print(f"[{name}] dry run of budget {budget}", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"dry-run-{name}-") as tmp, dry_run():
+        try:
+            rows = load_study(name).reproduce(budget, Path(tmp))
+            for row in rows:
+                row.check()
+        except (Exception, SystemExit) as exc:
+            traceback.print_exc()
+            print(f"[{name}] dry run failed: {first_line(exc)}", flush=True)
+            return StudyRows(name, error=first_line(exc))
+    print(f"[{name}] dry run: {len(rows)} rows built", flush=True)
+    return StudyRows(name, rows)
+
+
+def check_writable(config: ReportConfig) -> None:
+    """Refuse unwritable outputs before minutes of training, not after: a file is created and
+    removed where each will be written (a permission check alone passes for root)."""
+    for path, folder in (
+        (config.report_path, config.report_path.parent),
+        (config.work_dir, config.work_dir),
+    ):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"{path} cannot be written ({exc.strerror or exc}); choose a writable "
+                "--out / --work-dir"
+            ) from exc
+
+
+def provenance_cell(result: StudyRows) -> str:
+    record = result.provenance
+    commit = (record.get("commit") or "unrecorded")[:10]
+    dirty = " (dirty tree)" if record.get("dirty") else ""
+    return f"{commit}{dirty}, code {record.get('code') or 'unrecorded'}"
+
+
+def verdict_cell(row: Row, result: StudyRows) -> str:
+    if not result.stale:
+        return row.verdict
+    commit = result.provenance.get("commit")
+    return f"{row.verdict}; stale: measured on {commit[:10] if commit else 'an unrecorded commit'}"
+
+
+def row_line(name: str, row: Row, result: StudyRows) -> str:
+    setting = f"{row.setting} ({row.unit})"
+    if row.claim:
+        setting = f"claim: {row.claim}, {setting}"
+    note = f" — {row.note}" if row.note else ""
+    if row.claim:
+        source = row.claim_ref or "—"
+    else:
+        source = "—" if row.source is None else row.source.shown()
+    at_source = "yes" if row.at_source_setting else "no"
+    return (
+        f"| {name} | {setting}{note} | {at_source} | {row.ours} | {source} | "
+        f"{verdict_cell(row, result)} | `{row.command}` |"
+    )
+
+
+def markdown(results: list[StudyRows], config: ReportConfig) -> str:
+    base = config.report_path.resolve().parent
+    measured = [r for r in results if r.rows]
+    fresh = sum(len(r.rows) for r in measured if not r.stale)
+    stale = sum(len(r.rows) for r in measured if r.stale)
     lines = [
-        "# mnistlab: every study against its source",
+        f"# mnistlab: every study against its source (budget `{config.budget}`)",
         "",
-        f"Budget `{config.budget}`, written {time.strftime('%Y-%m-%d %H:%M')} by "
-        f"`uv run report --budget {config.budget}` on {machine()}; reused rows keep the machine "
-        "and date they were measured on (last table). "
-        "Ours: mean ± std over n seeds (or runs), the last epoch's result, model selection on a "
-        "validation split only. Verdict: within the row's tolerance of the source's number, "
-        "or better / worse.",
+        f"Written by `uv run report --budget {config.budget}`: {fresh} rows fresh, {stale} stale "
+        f"(their code changed since they were measured; `--again` recomputes them), "
+        f"{sum(bool(r.error) for r in results)} studies failed.",
         "",
-        "| study | setting | ours | source | verdict | command |",
-        "|---|---|---|---|---|---|",
+        "Ours: the last epoch's result (model selection on a validation split only, test "
+        "evaluated once), mean ± std with a 95% t-interval over seeds, or a Wilson interval for "
+        "a rate over networks. Verdicts: only a row at the source's setting can match (95% "
+        "intervals overlap; the source's is its value ± the row's tolerance where unknown), be "
+        "better or worse (separated), or satisfy / violate a bound; other rows are not "
+        "comparable. A claim row holds the paired difference over the same seeds: supported / "
+        "contradicted / inconclusive, or direction: supports / contradicts away from the "
+        "source's setting.",
+        "",
+        "| study | setting | source's setting | ours | source | verdict | command |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, rows in results.items():
-        for raw in rows:
-            if "error" in raw:
-                lines.append(f"| {name} | {raw['setting']} | — | — | failed: {raw['error']} | |")
-                continue
-            row = Row(**{f.name: raw[f.name] for f in dataclasses.fields(Row)})
-            source = "—" if row.source is None else f"{row.source:g} ({row.source_ref})"
-            note = f" — {row.note}" if row.note else ""
+    for result in results:
+        if result.error:
             lines.append(
-                f"| {name} | {row.setting} ({row.unit}){note} | {row.ours} | {source} | "
-                f"{row.verdict} | `{row.command}` |"
+                f"| {result.name} | (reproduction failed) | — | — | — | failed: {result.error} | |"
             )
-    lines += ["", "| study | measured on | when | minutes |", "|---|---|---|---|"]
-    for name, rows in results.items():
-        first = rows[0]
+        elif not result.rows:
+            command = f"uv run report --budget {config.budget} --studies {result.name}"
+            lines.append(
+                f"| {result.name} | (not measured at this budget yet) | — | — | — | — "
+                f"| `{command}` |"
+            )
+        lines += [row_line(result.name, row, result) for row in result.rows]
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        "| study | commit, code fingerprint | machine | measured | minutes |",
+        "|---|---|---|---|---|",
+    ]
+    for result in measured:
+        record = result.provenance
         lines.append(
-            f"| {name} | {first.get('machine', 'not recorded')} | "
-            f"{first.get('measured', '—')} | {first.get('minutes', '—')} |"
+            f"| {result.name} | {provenance_cell(result)} | "
+            f"{machine_line(record.get('machine') or {})} | {record.get('date', '—')} | "
+            f"{record.get('minutes', '—')} |"
         )
     lines.append("")
-    for name in results:
-        folder = config.work_dir / config.budget / name
+    for result in measured:
+        folder = config.work_dir / config.budget / result.name
         figures = sorted(
             f for f in folder.rglob("*.png") if "runs" not in f.relative_to(folder).parts
         )
         if figures:
-            lines += [f"## {name}", ""]
+            lines += [f"## {result.name}", ""]
             lines += [f"![{f.stem}]({os.path.relpath(f.resolve(), base)})" for f in figures]
             lines.append("")
     return "\n".join(lines)
 
 
+# -- README sections -------------------------------------------------------------------------
+def study_section(result: StudyRows, budget: Budget) -> str:
+    """A study README's results table, from its rows."""
+    command = f"uv run report --budget {budget} --studies {result.name}"
+    if result.error or not result.rows:
+        return f"No `{budget}` rows are committed yet; `{command}` measures them."
+    lines = [
+        f"Budget `{budget}`, written by `uv run report` from "
+        f"`reports/{budget}/{result.name}/rows.json` (measured {result.provenance.get('date')} on "
+        f"{machine_line(result.provenance.get('machine') or {})}, "
+        f"{result.provenance.get('minutes')} min; {provenance_cell(result)}"
+        f"{'; STALE: the code changed since' if result.stale else ''}).",
+        "",
+        "| setting | source's setting | ours | source | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result.rows:
+        cells = row_line(result.name, row, result).split(" | ")
+        lines.append("| " + " | ".join(cells[1:6]) + " |")
+    return "\n".join(lines)
+
+
+def headline(result: StudyRows) -> str:
+    if result.error or not result.rows:
+        return "no `cpu` rows yet"
+    row = next((r for r in result.rows if r.claim), result.rows[0])
+    what = f"{row.claim}: " if row.claim else f"{row.setting}: "
+    stale = " (stale)" if result.stale else ""
+    return f"{what}{row.ours} {row.unit}, {verdict_cell(row, result)}{stale}"
+
+
+def headline_section(results: list[StudyRows]) -> str:
+    lines = ["| study | train | headline (`cpu` budget, from REPORT.md) |", "|---|---|---|"]
+    for result in results:
+        package = f"[`{result.name}`](packages/{result.name})"
+        lines.append(f"| {package} | `uv run --package {result.name} train` | {headline(result)} |")
+    return "\n".join(lines)
+
+
+def replace_section(text: str, key: str, content: str) -> str:
+    start = f"<!-- report:{key} -->"
+    if start not in text:
+        return text
+    before, rest = text.split(start, 1)
+    _, after = rest.split(END_MARKER, 1)
+    return f"{before}{start}\n{content}\n{END_MARKER}{after}"
+
+
+def readme_sections(results: list[StudyRows], root: Path, budget: Budget) -> dict[Path, str]:
+    """Each README under `root` (a checkout) with its report sections rewritten from rows."""
+    updated = {}
+    by_name = {r.name: r for r in results}
+    root_readme = root / "README.md"
+    if root_readme.is_file():
+        updated[root_readme] = replace_section(
+            root_readme.read_text(), HEADLINES, headline_section(results)
+        )
+    for name, result in by_name.items():
+        readme = root / "packages" / name / "README.md"
+        if readme.is_file():
+            updated[readme] = replace_section(
+                readme.read_text(), budget, study_section(result, budget)
+            )
+    return updated
+
+
+# -- the command -----------------------------------------------------------------------------
+def collect(config: ReportConfig, installed: dict[str, str], names: list[str]) -> list[StudyRows]:
+    """The selected studies computed or reused, and every other study that has rows."""
+    budget_dir = config.work_dir / config.budget
+    with_rows = {p.parent.name for p in budget_dir.glob(f"*/{ROWS}")}
+    results = []
+    for name in sorted(set(names) | with_rows):
+        folder = budget_dir / name
+        module = study_module(installed, name) if name in installed else None
+        fingerprint = study_fingerprint(module) if module else None
+        has_rows = (folder / ROWS).is_file()
+        if name in names and module and not config.render and (config.again or not has_rows):
+            print(f"== {name}", flush=True)
+            results.append(reproduce_study(name, module, config.budget, folder))
+        elif not has_rows:
+            results.append(StudyRows(name))  # not measured at this budget yet
+        else:
+            result = load_rows(name, folder / ROWS, fingerprint)
+            state = "stale" if result.stale else "fresh"
+            print(
+                f"[{name}] {result.error or f'reusing {len(result.rows)} {state} rows'}", flush=True
+            )
+            results.append(result)
+    return results
+
+
 def report(config: ReportConfig) -> Path:
-    names = config.selected(installed_studies())
-    results: dict[str, list[dict]] = {}
-    for i, name in enumerate(names, 1):
-        print(f"== {i}/{len(names)} {name}", flush=True)
-        folder = config.work_dir / config.budget / name
-        results[name] = reproduce_study(name, config.budget, folder, config.again)
-    config.out.write_text(markdown(results, config))
-    print(f"report written: {config.out.resolve()}", flush=True)
-    return config.out
+    installed = installed_studies()
+    names = config.selected(installed)
+    if config.dry_run:
+        failed = [r.name for r in (dry_run_study(n, config.budget) for n in names) if r.error]
+        if failed:
+            raise SystemExit(f"dry run failed for {', '.join(failed)}")
+        print(f"dry run of budget {config.budget}: every setting builds and trains", flush=True)
+        return config.report_path
+    check_writable(config)
+    results = collect(config, installed, names)
+    config.report_path.parent.mkdir(parents=True, exist_ok=True)
+    config.report_path.write_text(markdown(results, config))
+    if config.budget == "cpu":
+        for readme, text in readme_sections(results, config.report_path.parent, "cpu").items():
+            if readme.read_text() != text:
+                readme.write_text(text)
+                print(f"updated {readme}", flush=True)
+    print(f"report written: {config.report_path.resolve()}", flush=True)
+    failed = [r.name for r in results if r.error]
+    if failed:
+        raise SystemExit(
+            f"error: {', '.join(failed)} failed; see their rows in {config.report_path}"
+        )
+    return config.report_path
 
 
 def main(argv: Sequence[str] | None = None) -> None:
