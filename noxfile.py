@@ -70,8 +70,17 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark script; each prints ratios against a baseline measured in the same run.
+    """Every benchmark script; each prints ratios against a baseline measured in the same run,
+    and its output is kept in benchmarks/results/<script>.txt with the date, commit and machine.
 
     `nox -s bench -- --quick` passes --quick to every script."""
     for script in BENCHMARKS:
-        uv_run(session, "all", "python", str(script.relative_to(ROOT)), *session.posargs)
+        uv_run(
+            session,
+            "all",
+            "python",
+            "-m",
+            "mnistlab.bench",
+            str(script.relative_to(ROOT)),
+            *session.posargs,
+        )

@@ -329,3 +329,13 @@ def test_report_quick_writes_every_row_of_a_real_study(tmp_path: Path) -> None:
     assert len(result.rows) >= 2 and not result.error and not result.stale
     table = [line for line in config.report_path.read_text().splitlines() if line.startswith("| ")]
     assert sum(line.startswith(f"| {FAST_STUDY} |") for line in table) == len(result.rows) + 1
+
+
+def test_a_benchmarks_output_is_kept_with_its_machine(tmp_path) -> None:
+    from mnistlab.bench import record
+
+    script = tmp_path / "bench_toy.py"
+    script.write_text("print('ours 2.0x the baseline')\n")
+    text = record(script, ["--quick"], tmp_path / "results").read_text()
+    assert text.startswith("# bench_toy.py --quick\n# date: ")
+    assert "# machine: " in text and "AMX" in text and text.endswith("ours 2.0x the baseline\n")
