@@ -339,3 +339,11 @@ def test_a_benchmarks_output_is_kept_with_its_machine(tmp_path) -> None:
     text = record(script, ["--quick"], tmp_path / "results").read_text()
     assert text.startswith("# bench_toy.py --quick\n# date: ")
     assert "# machine: " in text and "AMX" in text and text.endswith("ours 2.0x the baseline\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", ["cpu", "full"])
+@pytest.mark.parametrize("study", sorted(installed_studies()))
+def test_every_setting_of_a_budget_builds_and_trains_here(study, budget) -> None:
+    """So that the day a GPU is lent, the full budget does not fail at a typo."""
+    report(ReportConfig(budget=budget, studies=study, dry_run=True))
