@@ -27,8 +27,9 @@ BENCHMARKS = sorted(ROOT.glob("benchmarks/*.py")) + sorted(ROOT.glob("packages/*
 
 
 def uv_run(session: nox.Session, package: str, *args: str, **kwargs) -> None:
-    # mnistlab's suite tests every registered study (and benchmarks may use any study), so
-    # those run with all members installed.
+    # mnistlab's suite checks `train` dispatch and `report` over every registered study (and
+    # benchmarks may use any study), so those run with all members installed; each study's
+    # contract runs in its own package's session.
     target = (
         ["--package", package]
         if package in PACKAGES and package != "mnistlab"

@@ -19,7 +19,7 @@ from torchvision import transforms
 
 from mnistlab.batches import BatchSource, Normalisation
 from mnistlab.data import DATASETS, Split, load_split
-from mnistlab.runtime import guarded_main
+from mnistlab.entry import guarded_main
 
 
 class TorchvisionStyleMNIST(Dataset):

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from mirror_symmetry.reference import MirrorNet, train_reference
-from mirror_symmetry.sim import MirrorNets, Setup, initial_theta, simulate
+from mirror_symmetry.setup import Setup
+from mirror_symmetry.sim import MirrorNets, initial_theta, simulate
 
 
 def machine() -> str:

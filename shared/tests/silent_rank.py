@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from mnistlab.cli import parse_config
 from mnistlab.config import RunConfig
-from mnistlab.runtime import Run, guarded_main
+from mnistlab.entry import guarded_main
+from mnistlab.run import Run
 
 
 @dataclass
@@ -16,11 +17,11 @@ class SilentConfig(RunConfig):
 
 
 def main(config: SilentConfig) -> None:
-    run = Run(config)
-    run.prepare()
-    if run.rank == 1:
-        time.sleep(300)
-    run.accelerator.wait_for_everyone()
+    with Run(config) as run:
+        run.prepare()
+        if run.rank == 1:
+            time.sleep(300)
+        run.accelerator.wait_for_everyone()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import has_dataset
 
+from mnistlab.classify import ClassifierConfig
 from mnistlab.cli import UsageError
 from mnistlab.data import DATASETS, Split, carve_validation, load_split
 
@@ -23,6 +24,7 @@ def test_splits_have_the_documented_shapes_and_class_counts(data_dir: Path, name
     before = snapshot(data_dir)
     train, test = load_split(name, "train", data_dir), load_split(name, "test", data_dir)
     assert train.images.shape == (60000, 1, 28, 28) and train.images.dtype == torch.uint8
+    assert len(train) == DATASETS[name].train_size  # what --val-size is checked against
     assert test.images.shape == (10000, 1, 28, 28) and test.labels.dtype == torch.int64
     assert (
         train.labels.bincount().tolist()[:3]
@@ -83,3 +85,10 @@ def test_validation_split_is_fixed_by_seed_disjoint_and_covering() -> None:
     assert sorted(train_a.labels.tolist() + val_a.labels.tolist()) == ids.tolist()
     with pytest.raises(UsageError, match="--val-size"):
         carve_validation(full, 0, seed=0)
+
+
+def test_a_val_size_beyond_the_training_split_is_refused_naming_the_valid_range() -> None:
+    ClassifierConfig(val_size=0)  # validates on test
+    ClassifierConfig(val_size=59_999)
+    with pytest.raises(UsageError, match=r"--val-size must be between 0 .* and 59999, got 70000"):
+        ClassifierConfig(val_size=70_000)

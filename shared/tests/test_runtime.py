@@ -1,4 +1,6 @@
-"""The shared runtime on a toy study: run folder, resume equivalence, refusals, NaN stop."""
+"""The shared runtime on the toy study (toy.py): run folder, resume equivalence, refusals, NaN
+stop, and the faults every study shares (interruptions, a full disk, the lock, broken
+checkpoints), on the toy and on a toy whose model is `checkpointed` instead of prepared."""
 
 from __future__ import annotations
 
@@ -10,78 +12,30 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
-import torch
-import torch.nn.functional as F
-from torch import nn
+from toy import TOY, TOY_CHECKPOINTED, ToyConfig, train_toy
 
-from mnistlab.batches import BatchSource
 from mnistlab.cli import UsageError
-from mnistlab.config import RunConfig
-from mnistlab.data import Split
-from mnistlab.runtime import Run, complete_checkpoints, fit, guarded_main
+from mnistlab.entry import Terminated, guarded_main
+from mnistlab.run import Run
+from mnistlab.run_folder import complete_checkpoints
+from mnistlab.study import Study
+from mnistlab.testing import run_cli, smoke
 
 
-@dataclass
-class ToyConfig(RunConfig):
-    study: ClassVar[str] = "toy"
-    epochs: int = 3
-    lr: float = 0.1
+@pytest.fixture(params=[False, True], ids=["toy", "toy-checkpointed"])
+def make_config(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., ToyConfig]:
+    """Toy configs in tmp_path, for the toy and for the toy that hands its model to the run as
+    `checkpointed=` (as rmdl does)."""
+    return lambda **overrides: config(tmp_path, checkpointed=request.param, **overrides)
 
 
-def toy_split(n: int = 512) -> Split:
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.randint(0, 4, (n,), generator=generator)
-    images = torch.randint(0, 60, (n, 1, 28, 28), generator=generator, dtype=torch.uint8)
-    for row in range(3):  # a learnable cue: a bright band whose height encodes the label
-        images[torch.arange(n), 0, labels * 6 + 2 + row, :] = 255
-    return Split(images, labels)
-
-
-def train_toy(
-    config: ToyConfig,
-    nan_after_steps: int | None = None,
-    interrupt_at_step: int | None = None,
-    stop_after_epoch: int | None = None,
-    signal_number: int = signal.SIGINT,
-) -> dict:
-    run = Run(config)
-    train = BatchSource(toy_split(), 64, run.device, seed=config.seed, translate=1)
-    test = BatchSource(toy_split(256), 100, run.device)
-    model = nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 4)
-    )
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.5)
-    model, optimizer, scheduler = run.prepare(model, optimizer, scheduler)
-    calls = [0]
-
-    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        calls[0] += 1
-        if calls[0] == interrupt_at_step:
-            os.kill(os.getpid(), signal_number)  # as Ctrl-C or a scheduler would
-        loss = F.cross_entropy(model(images), labels)
-        return loss * float("nan") if nan_after_steps and calls[0] > nan_after_steps else loss
-
-    def evaluate() -> dict[str, float]:
-        return run.evaluate(test, lambda x, y: {"acc": (model(x).argmax(1) == y).float()})
-
-    metrics = fit(
-        run,
-        model=model,
-        optimizers=[optimizer],
-        schedulers=[scheduler],
-        train=train,
-        loss_fn=loss_fn,
-        evaluate=evaluate,
-        epochs=config.epochs,
-        on_epoch_end=lambda epoch, _: epoch == stop_after_epoch,
-    )
-    return run.finish(metrics, model)
+@pytest.fixture(params=[TOY, TOY_CHECKPOINTED], ids=["toy", "toy-checkpointed"])
+def study(request: pytest.FixtureRequest) -> Study:
+    return request.param
 
 
 def config(tmp_path: Path, **overrides) -> ToyConfig:
@@ -193,9 +147,14 @@ def run_guarded(capsys, *args, **kwargs) -> tuple[int, str]:
     ("signal_number", "code", "name"),
     [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
 )
-def test_an_interruption_says_in_one_line_what_is_kept(tmp_path, capsys, signal_number, code, name):
+def test_an_interruption_says_in_one_line_what_is_kept(
+    make_config, tmp_path, capsys, signal_number, code, name
+):
     exit_code, err = run_guarded(
-        capsys, config(tmp_path, run_name="a"), interrupt_at_step=12, signal_number=signal_number
+        capsys,
+        make_config(run_name="a"),
+        interrupt_at_step=12,
+        signal_number=signal_number,
     )
     run_dir = tmp_path / "toy" / "a"
     assert exit_code == code
@@ -203,23 +162,23 @@ def test_an_interruption_says_in_one_line_what_is_kept(tmp_path, capsys, signal_
     assert err.strip() == (
         f"interrupted ({name}): checkpoint {checkpoint} is kept; continue with --resume {run_dir}"
     )
-    summary = train_toy(config(tmp_path, resume=str(run_dir)))
-    assert summary["fingerprint"] == train_toy(config(tmp_path, run_name="b"))["fingerprint"]
+    summary = train_toy(make_config(resume=str(run_dir)))
+    assert summary["fingerprint"] == train_toy(make_config(run_name="b"))["fingerprint"]
 
 
-def test_an_interruption_before_the_first_checkpoint_leaves_nothing(tmp_path, capsys):
-    exit_code, err = run_guarded(capsys, config(tmp_path, run_name="a"), interrupt_at_step=3)
+def test_an_interruption_before_the_first_checkpoint_leaves_nothing(make_config, tmp_path, capsys):
+    exit_code, err = run_guarded(capsys, make_config(run_name="a"), interrupt_at_step=3)
     assert exit_code == 130 and "no checkpoint was written yet" in err
     assert not (tmp_path / "toy" / "a").exists()
-    assert train_toy(config(tmp_path, run_name="a", epochs=1))["epochs"] == 1  # same name again
+    assert train_toy(make_config(run_name="a", epochs=1))["epochs"] == 1  # same name again
 
 
-def test_a_failed_resume_changes_nothing(tmp_path: Path, capsys) -> None:
-    train_toy(config(tmp_path, run_name="a", epochs=1))
+def test_a_failed_resume_changes_nothing(make_config, tmp_path: Path, capsys) -> None:
+    train_toy(make_config(run_name="a", epochs=1))
     run_dir = tmp_path / "toy" / "a"
     (run_dir / "checkpoints" / "epoch-0001" / "optimizer.bin").write_bytes(b"")
     before = folder_bytes(run_dir)
-    code, err = run_guarded(capsys, config(tmp_path, epochs=4, resume=str(run_dir)))
+    code, err = run_guarded(capsys, make_config(epochs=4, resume=str(run_dir)))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot be loaded" in err
     assert folder_bytes(run_dir) == before
 
@@ -243,19 +202,19 @@ def test_a_resumed_run_does_not_duplicate_metrics_lines(tmp_path: Path) -> None:
     assert steps == sorted(set(steps))
 
 
-def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path: Path) -> None:
+def test_a_second_process_on_the_same_run_folder_is_refused(make_config, tmp_path: Path) -> None:
     import fcntl
 
-    train_toy(config(tmp_path, run_name="a", epochs=1))
+    train_toy(make_config(run_name="a", epochs=1))
     run_dir = tmp_path / "toy" / "a"
     holder = os.open(run_dir, os.O_RDONLY)  # what a running resume holds
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         with pytest.raises(UsageError, match="in use by another process"):
-            train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))
+            train_toy(make_config(epochs=2, resume=str(run_dir)))
     finally:
         os.close(holder)
-    assert train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))["epochs"] == 2
+    assert train_toy(make_config(epochs=2, resume=str(run_dir)))["epochs"] == 2
 
 
 # What a full disk raises: Python's OSError, torch.save's stream writer a RuntimeError.
@@ -272,8 +231,10 @@ DISK_FULL = {
 
 
 @pytest.mark.parametrize("raised", list(DISK_FULL))
-def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial(tmp_path, monkeypatch, raised):
-    train_toy(config(tmp_path, run_name="a", epochs=1))
+def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial(
+    make_config, tmp_path, monkeypatch, raised
+):
+    train_toy(make_config(run_name="a", epochs=1))
     run_dir = tmp_path / "toy" / "a"
     exc, reason = DISK_FULL[raised]
 
@@ -284,12 +245,52 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_partial(tmp_path, m
 
     monkeypatch.setattr("accelerate.Accelerator.save_state", full)
     with pytest.raises(UsageError) as error:
-        train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))
+        train_toy(make_config(epochs=2, resume=str(run_dir)))
     message = str(error.value)
     assert reason in message and "MiB" in message and "\n" not in message
     assert f"--resume {run_dir}" in message
     assert [c.name for c in complete_checkpoints(run_dir)] == ["epoch-0001"]
     assert not list((run_dir / "checkpoints").glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    ("interruption", "exit_code", "name"),
+    [(KeyboardInterrupt, 130, "Ctrl-C"), (Terminated, 143, "SIGTERM")],
+)
+def test_an_interruption_says_in_one_line_which_checkpoint_is_kept(
+    study: Study, tmp_path, capsys, monkeypatch, interruption, exit_code, name
+) -> None:
+    save = Run.save_checkpoint
+
+    def save_then_interrupt(run: Run) -> Path:
+        save(run)
+        raise interruption  # as if Ctrl-C / SIGTERM arrived right after epoch 1's checkpoint
+
+    monkeypatch.setattr(Run, "save_checkpoint", save_then_interrupt)
+    code, _, err = run_cli(study, smoke(study, tmp_path, "a", "--epochs", "2"), capsys)
+    run_dir = tmp_path / study.name / "a"
+    assert code == exit_code and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted ({name}): checkpoint {run_dir / 'checkpoints' / 'epoch-0001'} is kept; "
+        f"continue with --resume {run_dir}"
+    )
+
+
+def test_a_full_disk_at_the_first_checkpoint_is_one_line_and_leaves_nothing(
+    study: Study, tmp_path, capsys, monkeypatch
+) -> None:
+    def full(self, output_dir: str, **kwargs) -> None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("accelerate.Accelerator.save_state", full)
+    code, _, err = run_cli(study, smoke(study, tmp_path, "a", "--epochs", "1"), capsys)
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: cannot write") and "No space left on device" in last
+    assert "MiB" in last and "--out-dir" in last
+    assert not (tmp_path / study.name / "a").exists(), "a run with no checkpoint leaves nothing"
 
 
 def test_the_epoch_hook_stops_training_for_good(tmp_path: Path) -> None:

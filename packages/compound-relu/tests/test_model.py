@@ -16,7 +16,7 @@ from compound_relu.model import (
     mlp_parameters,
     residual_form,
 )
-from compound_relu.reproduce import decide, paired_difference
+from compound_relu.reproduce import within_margin
 
 SHAPES = [  # (plain width, depth, hyper fraction, hypo fraction, chunk)
     (64, 2, 0.25, 0.25, 8),
@@ -147,16 +147,8 @@ def test_a_compound_layer_is_a_residual_block() -> None:
     assert form.mix.shape == (24, 2 * 24 * (len(layer.hyper) + len(layer.hypo)))
 
 
-def test_paired_difference_uses_the_t_interval() -> None:
-    mean, half = paired_difference([2, 4, 6, 8, 10], [1, 2, 3, 4, 5])
-    assert mean == 3.0
-    assert half == pytest.approx(2.776 * (2.5**0.5) / 5**0.5)
-
-
-def test_verdicts_follow_the_interval() -> None:
-    assert decide(0.29, 0.26) == "higher"  # interval 0.03 .. 0.55 reaches past the margin
-    assert decide(0.29, 0.2) == "higher, by < 0.5 pp"
-    assert decide(-0.1, 0.3) == "equal within ±0.5 pp"
-    assert decide(-0.9, 0.3) == "lower"
-    assert decide(0.02, 0.49) == "inconclusive"  # -0.47 .. 0.51
-    assert decide(0.1, 0.6) == "inconclusive"
+def test_sameness_needs_the_whole_interval_inside_the_margin() -> None:
+    assert within_margin([0.1, -0.1, 0.05, 0.0, -0.05])  # interval about ±0.1
+    assert not within_margin([0.35, 0.45, 0.4, 0.5, 0.55])  # mean 0.45: reaches past 0.5
+    assert not within_margin([1.0, -1.0, 0.5, -0.5, 0.0])  # centred on 0 but too wide
+    assert not within_margin([0.0])  # one seed has no interval

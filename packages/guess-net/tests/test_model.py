@@ -12,6 +12,7 @@ from guess_net.config import GuessNetConfig
 from guess_net.model import GuessNetVAE, parameter_count
 from guess_net.reproduce import ARMS
 from guess_net.train import build_model, training_loss
+from mnistlab.cli import UsageError
 
 
 def arm_config(options: dict) -> GuessNetConfig:
@@ -145,3 +146,9 @@ def test_the_decoder_output_is_sigmoid_or_linear(output: str) -> None:
         assert ((recon > 0) & (recon < 1)).all()
     else:
         assert (recon < 0).any()
+
+
+def test_a_latent_too_large_for_memory_is_named_in_the_refusal() -> None:
+    config = arm_config({"latent": 100_000_000_000})
+    with pytest.raises(UsageError, match="--latent 100000000000 needs about"):
+        build_model(config, 10)

@@ -16,7 +16,7 @@ from PIL import Image
 from kakuritsu.config import KakuritsuConfig
 from kakuritsu.study import STUDY
 from kakuritsu.train import train
-from mnistlab.runtime import parse_run_config
+from mnistlab.entry import parse_run_config
 
 REPO = Path(__file__).parents[3]
 QUICK = ["--model", "small", "--tracker", "none", "--train-samples", "2048", "--epochs", "2"]

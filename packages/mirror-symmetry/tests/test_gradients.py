@@ -7,15 +7,9 @@ import torch
 from torch.testing import assert_close
 
 from mirror_symmetry.reference import MirrorNet, ReferenceLoss, train_reference
-from mirror_symmetry.sim import (
-    ACTIVATIONS,
-    MirrorNets,
-    Setup,
-    Task,
-    initial_theta,
-    loss_and_gradients,
-    simulate,
-)
+from mirror_symmetry.setup import Setup, Task
+from mirror_symmetry.sim import MirrorNets, initial_theta, simulate
+from mirror_symmetry.sweeps import ACTIVATIONS, loss_and_gradients
 
 RUNS = 5
 

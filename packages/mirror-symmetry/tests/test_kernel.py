@@ -11,8 +11,10 @@ from torch.testing import assert_close
 
 from mirror_symmetry import kernel
 from mirror_symmetry.reference import MirrorNet, ReferenceLoss
-from mirror_symmetry.sim import ACTIVATIONS, MirrorNets, Setup, Task, initial_theta, simulate
+from mirror_symmetry.setup import Setup, Task
+from mirror_symmetry.sim import MirrorNets, initial_theta, simulate
 from mirror_symmetry.study import STUDY
+from mirror_symmetry.sweeps import ACTIVATIONS
 
 LANES = kernel.LANES
 CPU = torch.device("cpu")

@@ -9,18 +9,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from mirror_symmetry.report import wilson_interval
-from mirror_symmetry.sim import (
-    INIT_BLOCK,
-    PATTERNS,
-    MirrorNets,
-    Setup,
-    all_patterns,
-    initial_theta,
-    is_symmetric,
-    outcome_counts,
-    simulate,
-)
+from mirror_symmetry.setup import PATTERNS, Setup, all_patterns, is_symmetric
+from mirror_symmetry.sim import INIT_BLOCK, MirrorNets, initial_theta, outcome_counts, simulate
+from mnistlab.stats import wilson_interval
 
 
 def test_task_has_8_symmetric_patterns_of_64():

@@ -1,4 +1,4 @@
-"""The commands end to end: train, the reproduction (table and report rows), and what the\nrefusals say (the shared suite checks that they exit 2 with one line)."""
+"""The commands end to end: train, the reproduction (table and report rows), and what the\nrefusals say (the study contract checks that they exit 2 with one line)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from mirror_symmetry.reproduce import ReproduceConfig, reproduce, reproduce_table
+from mirror_symmetry.reproduce import (
+    MEAN_LR_FACTORS,
+    PAIRED_BLOCKS,
+    ReproduceConfig,
+    reproduce,
+    reproduce_table,
+)
 from mirror_symmetry.reproduce import main as reproduce_main
 from mirror_symmetry.study import STUDY
 
@@ -56,7 +62,7 @@ def test_train_writes_summary_metrics_and_figures(tmp_path):
 
 @pytest.mark.parametrize("argv", STUDY.bad_args, ids=" ".join)
 def test_each_refusal_names_its_flag(argv, capsys, tmp_path):
-    """The shared suite checks that these exit 2 with one line; the line must name the flag."""
+    """The study contract checks that these exit 2 with one line; the line must name the flag."""
     with pytest.raises(SystemExit) as exit_:
         STUDY.main([*argv, "--tracker", "none", "--out-dir", str(tmp_path)])
     assert exit_.value.code == 2
@@ -93,20 +99,22 @@ def test_reproduce_writes_a_table_for_each_variant_and_reduction(tmp_path):
     )
     run_dir = tmp_path / "mirror-symmetry" / "table"
     table = (run_dir / "table.md").read_text().splitlines()
-    rows = [line for line in table if line.startswith("| paper") or line.startswith("| plain")]
-    assert len(rows) == 4
-    assert [row.split("|")[2].strip() for row in rows] == ["sum", "mean", "sum", "mean"]
-    assert all(row.split("|")[3].strip() == "30" for row in rows)
+    rows = [line for line in table if line.startswith("| paper")]
+    per_variant = 1 + len(MEAN_LR_FACTORS)  # the sum loss, the mean loss at each lr
+    assert len(rows) == 2 * per_variant
+    assert [row.split("|")[2].strip() for row in rows[:3]] == ["sum", "mean", "mean"]
+    assert [row.split("|")[3].strip() for row in rows[:3]] == ["0.1", "0.1", "0.2"]
+    assert all(row.split("|")[4].strip() == "30" for row in rows)
     results = json.loads((run_dir / "results.json").read_text())["rows"]
-    assert [(r["variant"], r["loss_reduction"]) for r in results] == [
-        ("paper", "sum"),
-        ("paper", "mean"),
-        ("silu", "sum"),
-        ("silu", "mean"),
+    assert [(r["variant"], r["loss_reduction"], r["lr_factor"]) for r in results[:3]] == [
+        ("paper", "sum", 1),
+        ("paper", "mean", 1),
+        ("paper", "mean", 2),
     ]
+    assert sum(size for _, size in results[0]["solved_blocks"]) == 8
     assert (run_dir / "solved_over_time.png").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert set(summary["metrics"]) == {"paper/sum", "paper/mean", "silu/sum", "silu/mean"}
+    assert len(summary["metrics"]) == 2 * per_variant and "silu/mean/lr-x32" in summary["metrics"]
 
 
 def test_reproduce_refuses_an_unknown_variant(capsys):
@@ -116,13 +124,21 @@ def test_reproduce_refuses_an_unknown_variant(capsys):
     assert capsys.readouterr().err.strip().startswith("error: ")
 
 
-def test_quick_reproduction_gives_a_row_per_variant_and_loss_and_reuses_its_table(tmp_path):
+def test_quick_reproduction_gives_rate_rows_per_variant_a_paired_claim_and_reuses_its_table(
+    tmp_path,
+):
     rows = reproduce("quick", tmp_path)
-    assert len(rows) == 12
+    rates = [row for row in rows if not row.claim]
+    assert len(rates) == 3 * 6  # six variants: sum loss, mean at its lr, mean at the best lr
     for row in rows:
         row.check()
-        assert 0 <= row.values[0] <= 100 and row.tolerance > 0
-    compared = [row for row in rows if row.source is not None]
-    assert len(compared) == 5 and all("loss mean" in row.setting for row in compared)
-    assert (tmp_path / "solved_over_time.png").is_file()
+    for row in rates:
+        assert row.trials == 1000 and 0 <= row.values[0] <= 100
+    at_source = [row for row in rates if row.at_source_setting]
+    assert len(at_source) == 2 * 4 and all("loss mean" in row.setting for row in at_source)
+    bound = next(row for row in at_source if row.source.kind == "bound")
+    assert bound.verdict.startswith("bound")  # a bound is satisfied or violated, never worse
+    claims = [row for row in rows if row.claim]
+    assert len(claims) == 2 and all(len(row.values) == PAIRED_BLOCKS for row in claims)
+    assert (tmp_path / "solved_over_time.png").is_file() and (tmp_path / "table.md").is_file()
     assert reproduce("quick", tmp_path) == rows  # read back from results.json, not recomputed

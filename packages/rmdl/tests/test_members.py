@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from rmdl.config import RmdlConfig
 from rmdl.ensemble import alive_members, majority_vote, vote
 from rmdl.members import POOLS_THAT_FIT, build_member, draw_specs, make_optimizer
-from rmdl.reproduce import subset
+from rmdl.reproduce import mix, subset
 
 SMALL = dict(
     members="2,2,2",
@@ -103,6 +103,11 @@ def test_a_dead_member_does_not_vote() -> None:
 
 def test_nested_ensembles_take_the_first_members_of_each_kind() -> None:
     names = [s.name for s in draw_specs(RmdlConfig(**{**SMALL, "members": "3,3,3"}), 10)]
-    chosen = [name for name, keep in zip(names, subset(names, 3).tolist(), strict=True) if keep]
-    assert chosen == ["dnn-0", "cnn-0", "rnn-0"]
-    assert subset(names, 9).all()
+
+    def chosen(dnn: int, cnn: int, rnn: int) -> list[str]:
+        keep = subset(names, mix(dnn, cnn, rnn)).tolist()
+        return [name for name, kept in zip(names, keep, strict=True) if kept]
+
+    assert chosen(1, 1, 1) == ["dnn-0", "cnn-0", "rnn-0"]
+    assert chosen(0, 3, 0) == ["cnn-0", "cnn-1", "cnn-2"]  # the MNIST example's three CNNs
+    assert chosen(3, 3, 3) == names

@@ -10,7 +10,7 @@ from simplenet.config import SimpleNetConfig
 from simplenet.model import SimpleNet, build_model, parameter_count, shift_averaged
 from simplenet.train import one_cycle_multiplier, paper_multiplier
 
-# Parameter counts of the source's nets on 1-channel input (studies.md §3).
+# Parameter counts of the source's nets on 1-channel input (README, "The source").
 SOURCE_PARAMETERS = {"standard": 5.50e6, "slim": 311e3}
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistlab.runtime import parse_run_config
+from mnistlab.entry import parse_run_config
 from simplenet.config import SimpleNetConfig
-from simplenet.reproduce import train_fresh
+from simplenet.train import train
 
 
 def run(tmp_path: Path, data_dir: Path, *flags: str) -> dict:
     argv = [*flags, "--tracker", "none", "--data-dir", str(data_dir), "--out-dir", str(tmp_path)]
-    return train_fresh(parse_run_config(SimpleNetConfig, argv, ""))  # type: ignore[arg-type]
+    return train(parse_run_config(SimpleNetConfig, argv, ""))  # type: ignore[arg-type]
 
 
 def test_a_short_simplenet_slim_run_learns(data_dir: Path, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Batches from a whole split held as one normalised tensor on the run's device.
+"""Batches from a whole split held as one normalised tensor on the run's device (`BatchSource`),
+and what any data source gives the loop (`Batches`).
 
 No Python per sample: an epoch is one `randperm`, index gathers and tensor-op augmentation.
 Every rank draws the same permutation (seeded by seed and epoch) and takes a disjoint,
@@ -10,11 +11,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from mnistlab.data import Split
+
+
+class Batches(Protocol):
+    """What the loop and `Run.evaluate` need from a data source (`BatchSource`, a loader)."""
+
+    def steps_per_epoch(self) -> int: ...
+    def train_epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]: ...
 
 
 def derive_seed(*parts: object) -> int:

@@ -13,7 +13,7 @@ import tyro
 from mnistlab.batches import BatchSource, Normalisation
 from mnistlab.config import RunConfig, require
 from mnistlab.data import DATASETS, carve_validation, load_split
-from mnistlab.runtime import Run
+from mnistlab.run import Run
 
 Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
 EVAL_BATCH = 1000
@@ -45,7 +45,12 @@ class ClassifierConfig(RunConfig):
         require(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
         require(self.lr > 0 and self.lr < 1e3, f"--lr must be in (0, 1000), got {self.lr}")
-        require(self.val_size >= 0, f"--val-size must be >= 0, got {self.val_size}")
+        train_size = DATASETS[self.dataset].train_size
+        require(
+            0 <= self.val_size < train_size,
+            f"--val-size must be between 0 (validate on test) and {train_size - 1}, "
+            f"got {self.val_size}",
+        )
         require(0 <= self.translate <= 8, f"--translate must be in [0, 8], got {self.translate}")
         require(
             self.train_samples is None or self.train_samples >= 1,

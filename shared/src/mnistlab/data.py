@@ -31,6 +31,7 @@ class DatasetInfo:
     mean: float  # of the training pixels in [0, 1]; used to normalise
     std: float
     classes: int = 10
+    train_size: int = 60_000  # images in the training split
 
     @property
     def folder(self) -> str:

@@ -23,8 +23,8 @@ from typing import Any
 
 from mnistlab.cli import UsageError
 from mnistlab.config import RunConfig
-from mnistlab.rows import BUDGETS, Budget, Row, Source
 from mnistlab.entry import guarded_main, parse_run_config
+from mnistlab.rows import BUDGETS, Budget, Row, Source
 from mnistlab.run_folder import CONFIG, SUMMARY, changed_fields, complete_checkpoints
 
 # What a study's reproduction needs comes from here (rows, sources and budgets live in rows).
@@ -46,9 +46,9 @@ class Study:
     """(budget, folder) -> rows comparing us with the source; figures go into the folder."""
     smoke_args: tuple[str, ...] = ()
     """Flags for a run of seconds that still trains, evaluates and checkpoints each epoch
-    (used by the shared tests with --epochs 2 / --resume)."""
+    (used by the contract tests of `mnistlab.testing` with --epochs 2 / --resume)."""
     bad_args: tuple[tuple[str, ...], ...] = ()
-    """Study-specific bad values; each must exit 2 with one line (shared tests)."""
+    """Study-specific bad values; each must exit 2 with one line (contract tests)."""
     resumable: bool = True
     """Whether runs checkpoint per epoch and continue with --resume (a simulation of seconds
     may refuse --resume instead; then it must be among `bad_args`)."""

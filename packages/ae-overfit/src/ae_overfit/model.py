@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from mnistlab.batches import Normalisation
-from mnistlab.losses import bce_entropy_floor
 
 PIXELS = 28 * 28
 
@@ -45,12 +44,6 @@ def parameter_count(hidden: tuple[int, ...], latent: int) -> int:
     return encoder + decoder
 
 
-def pixel_targets(images: torch.Tensor, norm: Normalisation) -> torch.Tensor:
-    """The [0, 1] pixels behind normalised images, snapped back to the data's k/255 grid, so the
-    targets (and their floor) are exactly the dataset's values, not float round-off of them."""
-    return (images * norm.std + norm.mean).mul(255).round().clamp(0, 255).div(255).flatten(1)
-
-
 def bce_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """BCE(sigmoid(logits), targets) summed over the pixels of each image, in nats."""
     return F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none").sum(1)
@@ -60,12 +53,31 @@ def squared_error_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torc
     return (torch.sigmoid(logits.float()) - targets).square().sum(1)
 
 
-def reconstruction_metrics(model: nn.Module, norm: Normalisation):
+def bce_entropy_floor(
+    targets: torch.Tensor, reduction: Literal["mean", "sum", "none"] = "none"
+) -> torch.Tensor:
+    """Per-sample sum of the binary entropy H(t) = -t log t - (1-t) log(1-t), in nats.
+
+    This is the smallest summed BCE(x_hat, t) any reconstruction x_hat can reach for targets t
+    in [0, 1] (attained at x_hat = t), so it is the floor to subtract when reading BCE values.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if bool(((targets < 0) | (targets > 1)).any()):
+        raise ValueError("targets must lie in [0, 1]")
+    # xlogy(t, t) = t * log t with the 0 * log 0 = 0 convention.
+    entropy = -torch.special.xlogy(targets, targets) - torch.special.xlogy(1 - targets, 1 - targets)
+    per_sample = entropy.flatten(1).sum(1)
+    return per_sample if reduction == "none" else getattr(per_sample, reduction)()
+
+
+def reconstruction_metrics(model: nn.Module):
     """Per-image BCE, its floor (the binary entropy of the targets), the excess BCE above the
-    floor, and the squared error, for `Run.evaluate`."""
+    floor, and the squared error, for `Run.evaluate`. `images` are the data's own pixels in
+    [0, 1] (read with `standardise=False`), which are also the targets."""
 
     def per_sample(images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        targets = pixel_targets(images, norm)
+        targets = images.flatten(1)
         logits = model(targets)
         bce = bce_per_image(logits, targets)
         floor = bce_entropy_floor(targets)

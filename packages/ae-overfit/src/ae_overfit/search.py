@@ -18,7 +18,7 @@ from ae_overfit.config import AEConfig
 from ae_overfit.train import train
 from mnistlab.cli import parse_config
 from mnistlab.config import require
-from mnistlab.runtime import guarded_main
+from mnistlab.entry import guarded_main
 from mnistlab.study import train_or_reuse
 
 

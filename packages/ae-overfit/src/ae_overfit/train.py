@@ -13,12 +13,13 @@ from ae_overfit.model import (
     Autoencoder,
     bce_per_image,
     parameter_count,
-    pixel_targets,
     reconstruction_metrics,
     squared_error_per_image,
 )
 from mnistlab.classify import mnist_sources, prefixed
-from mnistlab.runtime import Run, check_memory, fit
+from mnistlab.loop import fit
+from mnistlab.resources import check_memory
+from mnistlab.run import Run
 
 DESCRIPTION = (
     "MNIST autoencoder of the 2019 'stuck at ~55' question: summed BCE reported beside its "
@@ -27,53 +28,45 @@ DESCRIPTION = (
 
 
 def train(config: AEConfig) -> dict[str, Any]:
-    run = Run(config)
-    data = mnist_sources(config, run)
-    norm = data.train.norm
-    params = parameter_count(config.hidden, config.latent)
-    # Parameters, gradients and Adam's two moments, in float32.
-    check_memory(
-        16 * params,
-        f"--hidden {list(config.hidden)} --latent {config.latent}",
-        "choose smaller --hidden widths or --latent",
-    )
-    model = Autoencoder(config.hidden, config.latent)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    convergence = Convergence(config.converge_window, config.converge_tolerance)
-    model, optimizer = run.prepare(model, optimizer, checkpointed=[convergence])
-    per_image = bce_per_image if config.loss == "bce" else squared_error_per_image
+    with Run(config) as run:
+        # The data's own pixels in [0, 1], not standardised: the model's input and its targets.
+        data = mnist_sources(config, run, standardise=False)
+        params = parameter_count(config.hidden, config.latent)
+        # Parameters, gradients and Adam's two moments, in float32.
+        check_memory(
+            16 * params,
+            f"--hidden {list(config.hidden)} --latent {config.latent}",
+            "choose smaller --hidden widths or --latent",
+        )
+        model = Autoencoder(config.hidden, config.latent)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        convergence = Convergence(config.converge_window, config.converge_tolerance)
+        model, optimizer = run.prepare(model, optimizer, checkpointed=[convergence])
+        per_image = bce_per_image if config.loss == "bce" else squared_error_per_image
 
-    epoch_loss = torch.zeros((), device=run.device)
+        def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            targets = images.flatten(1)
+            return per_image(model(targets), targets).mean()
 
-    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        targets = pixel_targets(images, norm)
-        loss = per_image(model(targets), targets).mean()
-        epoch_loss.add_(loss.detach() / data.train.steps_per_epoch())
-        return loss
+        def converged(epoch: int, train_loss: float, metrics: dict[str, float]) -> bool:
+            return config.converge_tolerance > 0 and convergence.update(train_loss)
 
-    def converged(epoch: int, metrics: dict[str, float]) -> bool:
-        average = run.accelerator.reduce(epoch_loss.clone(), reduction="mean").item()
-        epoch_loss.zero_()
-        return config.converge_tolerance > 0 and convergence.update(average)
-
-    fit(
-        run,
-        model=model,
-        optimizers=[optimizer],
-        train=data.train,
-        loss_fn=loss_fn,
-        evaluate=lambda: prefixed(
-            "val", run.evaluate(data.val, reconstruction_metrics(model, norm))
-        ),
-        epochs=config.epochs,
-        on_epoch_end=converged,
-    )
-    model.eval()
-    metrics = {
-        **prefixed("train", run.evaluate(data.train, reconstruction_metrics(model, norm))),
-        **prefixed("test", run.evaluate(data.test, reconstruction_metrics(model, norm))),
-        "params": float(params),
-        "converged": float(run.state.stopped),
-        "train_samples": float(len(data.train)),
-    }
-    return run.finish(metrics, model)
+        fit(
+            run,
+            model=model,
+            optimizers=[optimizer],
+            train=data.train,
+            loss_fn=loss_fn,
+            evaluate=lambda: prefixed("val", run.evaluate(data.val, reconstruction_metrics(model))),
+            epochs=config.epochs,
+            on_epoch_end=converged,
+        )
+        model.eval()
+        metrics = {
+            **prefixed("train", run.evaluate(data.train, reconstruction_metrics(model))),
+            **prefixed("test", run.evaluate(data.test, reconstruction_metrics(model))),
+            "params": float(params),
+            "converged": float(run.state.stopped),
+            "train_samples": float(len(data.train)),
+        }
+        return run.finish(metrics, model)

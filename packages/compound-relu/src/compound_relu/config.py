@@ -63,6 +63,10 @@ class CompoundConfig(ClassifierConfig):
         require(
             self.chunk >= 0, f"--chunk must be >= 0 (0: one Linear per branch), got {self.chunk}"
         )
+        require(
+            self.arch == "compound" or self.hyper_gradient == CompoundConfig.hyper_gradient,
+            f"--hyper-gradient only applies to --arch compound, not --arch {self.arch}",
+        )
         if self.arch == "compound":
             standard = branch_sizes(self.arch_width, self.hyper_fraction, self.hypo_fraction)[2]
             require(

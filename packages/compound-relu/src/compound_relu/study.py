@@ -27,6 +27,7 @@ STUDY = Study(
         ("--chunk", "-1"),
         ("--depth", "1"),
         ("--hyper-gradient", "none"),
+        ("--arch", "plain", "--hyper-gradient", "zero"),
         ("--width", "4", "--hyper-fraction", "0.5", "--hypo-fraction", "0.4"),
         ("--width", "16384", "--depth", "64"),
     ),

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from compound_relu.config import IN_FEATURES, CompoundConfig
 from compound_relu.model import MLP, DendricLinear, mlp_parameters, residual_form
 from mnistlab.classify import PerSample, classification_metrics, mnist_sources, prefixed
-from mnistlab.runtime import Run, check_memory, fit
+from mnistlab.loop import fit
+from mnistlab.resources import check_memory
+from mnistlab.run import Run
 
 DESCRIPTION = (
     "Compound ReLU (DendricLinear: hyper step, hypo clamp and linear branches, summed, then "
@@ -71,32 +73,32 @@ def residual_form_mismatch(model: torch.nn.Module) -> PerSample:
 
 
 def train(config: CompoundConfig) -> dict[str, Any]:
-    run = Run(config)
-    data = mnist_sources(config, run)
-    model = build_model(config, data.classes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    model, optimizer = run.prepare(model, optimizer)
+    with Run(config) as run:
+        data = mnist_sources(config, run)
+        model = build_model(config, data.classes)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        model, optimizer = run.prepare(model, optimizer)
 
-    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(images), labels)
+        def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(model(images), labels)
 
-    def validate() -> dict[str, float]:
-        return prefixed("val", run.evaluate(data.val, classification_metrics(model)))
+        def validate() -> dict[str, float]:
+            return prefixed("val", run.evaluate(data.val, classification_metrics(model)))
 
-    fit(
-        run,
-        model=model,
-        optimizers=[optimizer],
-        train=data.train,
-        loss_fn=loss_fn,
-        evaluate=validate,
-        epochs=config.epochs,
-    )
-    model.eval()
-    metrics = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
-    if config.arch == "compound":
-        metrics |= prefixed("test", run.evaluate(data.test, residual_form_mismatch(model)))
-    unwrapped = run.accelerator.unwrap_model(model)
-    metrics["model/width"] = unwrapped.stem.out_features
-    metrics["model/parameters"] = sum(p.numel() for p in unwrapped.parameters())
-    return run.finish(metrics, model)
+        fit(
+            run,
+            model=model,
+            optimizers=[optimizer],
+            train=data.train,
+            loss_fn=loss_fn,
+            evaluate=validate,
+            epochs=config.epochs,
+        )
+        model.eval()
+        metrics = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
+        if config.arch == "compound":
+            metrics |= prefixed("test", run.evaluate(data.test, residual_form_mismatch(model)))
+        unwrapped = run.accelerator.unwrap_model(model)
+        metrics["model/width"] = unwrapped.stem.out_features
+        metrics["model/parameters"] = sum(p.numel() for p in unwrapped.parameters())
+        return run.finish(metrics, model)

@@ -25,7 +25,8 @@ class GuessNetConfig(ClassifierConfig):
     --border-epoch on, only the samples the guess net flags go through the reserved half.
     Without it every sample goes through both halves (the same-size baseline)."""
     border_epoch: int | None = None
-    """Epochs of phase 1 before routing starts (default: 2/3 of --epochs, at least 1)."""
+    """Epochs of phase 1 before routing starts, below --epochs (default: 2/3 of --epochs, at
+    least 1). Only with --border."""
     reserved: ReservedForm = "parallel"
     """Form of the reserved half: parallel (its own encoder units, reading the main half's) or
     conditional (the same, with BatchNorm whose affine is modulated by the main z_mean)."""
@@ -92,6 +93,17 @@ class GuessNetConfig(ClassifierConfig):
         require(
             self.border_epoch is None or self.border_epoch >= 1,
             f"--border-epoch must be >= 1, got {self.border_epoch}",
+        )
+        require(
+            self.border or self.border_epoch is None,
+            "--border-epoch only applies with --border",
+        )
+        # The default phase (at least 1 epoch) is not refused at --epochs 1: such a run can be
+        # the first epoch of one that --resume extends, as in the shared resume test.
+        require(
+            self.border_epoch is None or self.border_epoch < self.epochs,
+            f"--border-epoch {self.border_epoch} must be below --epochs {self.epochs}, or routing "
+            "never starts",
         )
 
     @property

@@ -22,7 +22,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from mnistlab.losses import GE2ELoss
+from guess_net.losses import GE2ELoss
 
 ReservedForm = Literal["parallel", "conditional"]
 Route = Literal["all", "none", "guess"] | Tensor

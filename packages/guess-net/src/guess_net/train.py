@@ -10,20 +10,22 @@ import torch
 import torch.nn.functional as F
 
 from guess_net.config import GuessNetConfig
-from guess_net.metrics import auroc
-from guess_net.model import GuessNetVAE, Outputs, Route, equal_size_model
-from guess_net.reference import hard_mask
-from mnistlab.batches import BatchSource
-from mnistlab.classify import mnist_sources, prefixed
-from mnistlab.cli import UsageError
-from mnistlab.losses import (
+from guess_net.losses import (
     focal_loss,
     group_embeddings_by_class,
     normalised_focal_loss,
     ramped_gamma,
     vae_loss,
 )
-from mnistlab.runtime import Run, check_memory, fit
+from guess_net.metrics import auroc
+from guess_net.model import GuessNetVAE, Outputs, Route, equal_size_model
+from guess_net.reference import hard_mask
+from mnistlab.batches import BatchSource
+from mnistlab.classify import mnist_sources, prefixed
+from mnistlab.cli import UsageError
+from mnistlab.loop import fit
+from mnistlab.resources import check_memory
+from mnistlab.run import Run
 
 DESCRIPTION = (
     "Guess-net border training: a VAE + classifier whose encoder keeps half its capacity for "
@@ -37,7 +39,11 @@ def build_model(config: GuessNetConfig, classes: int) -> GuessNetVAE:
     widths = [PIXELS, *config.hidden, config.latent]
     weights = sum(a * b for a, b in itertools.pairwise(widths)) * 2  # encoder + mirrored decoder
     # float32 parameters, gradients and Adam's two slots.
-    check_memory(16 * weights, f"--hidden {config.hidden}", "choose smaller --hidden widths")
+    check_memory(
+        16 * weights,
+        f"--hidden {config.hidden} --latent {config.latent}",
+        "choose smaller --hidden widths or --latent",
+    )
     try:
         return equal_size_model(
             reserved=config.reserved,
@@ -54,12 +60,6 @@ def build_model(config: GuessNetConfig, classes: int) -> GuessNetVAE:
         )
     except ValueError as exc:
         raise UsageError(f"--reserved conditional --hidden {config.hidden}: {exc}") from exc
-
-
-def to_pixels(images: torch.Tensor, source: BatchSource) -> torch.Tensor:
-    """Normalised [B, 1, 28, 28] batches back to [B, 784] in [0, 1] (the source's input and
-    reconstruction target)."""
-    return (images * source.norm.std + source.norm.mean).reshape(len(images), -1)
 
 
 def route_in(config: GuessNetConfig, epoch_index: int) -> Route:
@@ -143,7 +143,7 @@ def assess(
     for start in range(0, len(source), EVAL_BATCH):
         images = source.images[start : start + EVAL_BATCH]
         labels = source.labels[start : start + EVAL_BATCH]
-        out = model(to_pixels(images, source), route_in(config, epoch_index), decode=False)
+        out = model(images.flatten(1), route_in(config, epoch_index), decode=False)
         columns["correct"].append(out.logits.argmax(dim=1) == labels)
         columns["main_correct"].append(out.main_logits.argmax(dim=1) == labels)
         columns["judged_right"].append(judged_logits(config, out).argmax(dim=1) == labels)
@@ -165,33 +165,33 @@ def assess(
 
 
 def train(config: GuessNetConfig) -> dict[str, Any]:
-    run = Run(config)
-    data = mnist_sources(config, run, EVAL_BATCH)
-    model = build_model(config, data.classes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    model, optimizer = run.prepare(model, optimizer)
+    with Run(config) as run:
+        # Pixels in [0, 1], not standardised: the source's input and reconstruction target.
+        data = mnist_sources(config, run, EVAL_BATCH, standardise=False)
+        model = build_model(config, data.classes)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        model, optimizer = run.prepare(model, optimizer)
 
-    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        x = to_pixels(images, data.train)
-        return training_loss(config, model, x, labels, run.state.epoch)
+        def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return training_loss(config, model, images.flatten(1), labels, run.state.epoch)
 
-    def on_epoch_end(epoch: int, metrics: dict[str, float]) -> bool:
-        if config.border and epoch == config.phase1_epochs < config.epochs:
-            run.print(f"border training: routing flagged samples from epoch {epoch + 1} on")
-        return False
+        def on_epoch_end(epoch: int, train_loss: float, metrics: dict[str, float]) -> bool:
+            if config.border and epoch == config.phase1_epochs < config.epochs:
+                run.print(f"border training: routing flagged samples from epoch {epoch + 1} on")
+            return False
 
-    fit(
-        run,
-        model=model,
-        optimizers=[optimizer],
-        train=data.train,
-        loss_fn=loss_fn,
-        evaluate=lambda: prefixed("val", assess(config, model, data.val, run.state.epoch)),
-        epochs=config.epochs,
-        on_epoch_end=on_epoch_end,
-    )
-    model.eval()
-    hard = hard_mask(config.dataset, config.data_dir, config.hard_fraction)
-    last_epoch = max(run.state.epoch - 1, 0)
-    metrics = prefixed("test", assess(config, model, data.test, last_epoch, hard))
-    return run.finish(metrics, model)
+        fit(
+            run,
+            model=model,
+            optimizers=[optimizer],
+            train=data.train,
+            loss_fn=loss_fn,
+            evaluate=lambda: prefixed("val", assess(config, model, data.val, run.state.epoch)),
+            epochs=config.epochs,
+            on_epoch_end=on_epoch_end,
+        )
+        model.eval()
+        hard = hard_mask(config.dataset, config.data_dir, config.hard_fraction)
+        last_epoch = max(run.state.epoch - 1, 0)
+        metrics = prefixed("test", assess(config, model, data.test, last_epoch, hard))
+        return run.finish(metrics, model)

@@ -1,5 +1,6 @@
 """Kakuritsu ("probability") synapses: a bias-free linear map whose every synapse is active with
-probability p, drawn independently per sample, per output unit and per input (studies.md §1).
+probability p, drawn independently per sample, per output unit and per input (UEFI-code/
+Neuro_myKakuritsu; the package README's "The source").
 
     out[b, j] = sum_i m[b, j, i] * W[j, i] * x[b, i],    m ~ Bernoulli(p) i.i.d.,  no 1/p rescale
 

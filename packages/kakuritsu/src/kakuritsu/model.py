@@ -1,4 +1,4 @@
-"""Heads K, D, W and the backbones they sit on (studies.md §1).
+"""Heads K, D, W and the backbones they sit on (UEFI-code/Neuro_myKakuritsu; README, "The source").
 
 Every head is two linear layers with a ReLU between them. What differs is the noise:
   K  Kakuritsu synapses (each kept with probability p, no rescale), bias-free, init U(-0.1, 0.1)

@@ -12,6 +12,7 @@ import torchvision
 from torchvision import transforms
 
 from kakuritsu.config import KakuritsuConfig
+from kakuritsu.loaders import LoaderBatches
 from kakuritsu.model import (
     EVAL_MODES,
     DemoBackbone,
@@ -21,10 +22,12 @@ from kakuritsu.model import (
     ResNetBackbone,
     SmallBackbone,
 )
+from mnistlab.batches import Batches
 from mnistlab.classify import Sources, classification_metrics, mnist_sources
 from mnistlab.cli import UsageError, first_line
-from mnistlab.loaders import LoaderBatches
-from mnistlab.runtime import Batches, Run, check_memory, fit
+from mnistlab.loop import fit
+from mnistlab.resources import check_memory
+from mnistlab.run import Run
 
 DESCRIPTION = (
     "Kakuritsu probabilistic synapses (K) vs Dropout (D) vs plain (W) heads; every head is "
@@ -136,44 +139,45 @@ def evaluate_modes(
 
 def train(config: KakuritsuConfig) -> dict[str, Any]:
     """Train (or, with --evaluate, only evaluate) one model; returns the summary."""
-    run = Run(config, evaluate_only=config.evaluate)
-    data = imagenet_batches(config, run) if config.imagenet_style else mnist_sources(config, run)
-    model = build_model(config, data.classes)
-    head = model.head
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adadelta":
-        optimizer = torch.optim.Adadelta(parameters, lr=config.lr, weight_decay=config.wd)
-    else:
-        optimizer = torch.optim.SGD(
-            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.wd
+    with Run(config, evaluate_only=config.evaluate) as run:
+        data = (
+            imagenet_batches(config, run) if config.imagenet_style else mnist_sources(config, run)
         )
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
-    model, optimizer, scheduler = run.prepare(model, optimizer, scheduler)
+        model = build_model(config, data.classes)
+        head = model.head
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        if config.optimizer == "adadelta":
+            optimizer = torch.optim.Adadelta(parameters, lr=config.lr, weight_decay=config.wd)
+        else:
+            optimizer = torch.optim.SGD(
+                parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.wd
+            )
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
+        model, optimizer, scheduler = run.prepare(model, optimizer, scheduler)
 
-    if config.evaluate:
-        results = evaluate_modes(run, model, head, data.test, "test")
-        if run.is_main:
-            run.write_json(f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.json", results)
-        run.print(results)
-        run.close()
-        return {"metrics": results}
+        if config.evaluate:
+            results = evaluate_modes(run, model, head, data.test, "test")
+            if run.is_main:
+                run.write_json(f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.json", results)
+            run.print(results)
+            return {"metrics": results}
 
-    def validate() -> dict[str, float]:
-        return evaluate_modes(run, model, head, data.val, "val", [config.validation_mode])
+        def validate() -> dict[str, float]:
+            return evaluate_modes(run, model, head, data.val, "val", [config.validation_mode])
 
-    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(images), labels)
+        def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(model(images), labels)
 
-    fit(
-        run,
-        model=model,
-        optimizers=[optimizer],
-        schedulers=[scheduler],
-        train=data.train,
-        loss_fn=loss_fn,
-        evaluate=validate,
-        epochs=config.epochs,
-    )
-    model.eval()
-    final = evaluate_modes(run, model, head, data.test, "test")
-    return run.finish(final, model)
+        fit(
+            run,
+            model=model,
+            optimizers=[optimizer],
+            schedulers=[scheduler],
+            train=data.train,
+            loss_fn=loss_fn,
+            evaluate=validate,
+            epochs=config.epochs,
+        )
+        model.eval()
+        final = evaluate_modes(run, model, head, data.test, "test")
+        return run.finish(final, model)

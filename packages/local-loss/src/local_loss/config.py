@@ -124,6 +124,15 @@ class LocalLossConfig(ClassifierConfig):
             and list(self.milestones) == sorted(self.milestones),
             f"--milestones must be increasing epochs >= 1, got {list(self.milestones)}",
         )
+        # The recipe's schedule may be cut short: --epochs 10 trains its first 10 epochs, and a
+        # resumed run's config.json lists it. A schedule of one's own must fire.
+        never_fire = [m for m in self.milestones if m >= self.epochs]
+        require(
+            tuple(self.milestones) == recipe.milestones or not never_fire,
+            f"--milestones {' '.join(map(str, never_fire))} can never fire in --epochs "
+            f"{self.epochs} (the lr drops from the epoch after a milestone); choose milestones "
+            "below --epochs",
+        )
 
     @property
     def local(self) -> bool:

@@ -1,4 +1,4 @@
-"""Networks built from local-loss blocks (Nøkland & Eidnes 2019; studies.md §2).
+"""Networks built from local-loss blocks (Nøkland & Eidnes 2019; README, "The source").
 
 A block is Linear/Conv3x3 -> BatchNorm -> nonlinearity -> Dropout (Dropout2d for conv). In a
 local mode it also owns the heads of its loss, computed on the activation *before* dropout:

@@ -27,6 +27,7 @@ STUDY = Study(
         ("--beta", "0.5", "--loss", "pred"),
         ("--dropout", "1"),
         ("--milestones", "50", "40"),
+        ("--milestones", "50", "--epochs", "2"),
         ("--feat-mult", "0"),
         ("--hidden", "2000000000"),
     ),

@@ -9,7 +9,9 @@ import torch
 from local_loss.config import LocalLossConfig
 from local_loss.model import LocalLossNet
 from mnistlab.classify import classification_metrics, mnist_sources, prefixed
-from mnistlab.runtime import Run, check_memory, fit
+from mnistlab.loop import fit
+from mnistlab.resources import check_memory
+from mnistlab.run import Run
 
 DESCRIPTION = (
     "Local error signals (Nøkland & Eidnes 2019): every hidden block of an mlp or vgg8b learns "
@@ -50,36 +52,36 @@ def random_flip(images: torch.Tensor) -> torch.Tensor:
 
 
 def train(config: LocalLossConfig) -> dict[str, Any]:
-    run = Run(config)
-    data = mnist_sources(config, run)
-    # Parameters, gradients and Adam's two moments, in float32.
-    check_memory(
-        16 * parameter_estimate(config),
-        f"--net {config.net} --hidden {config.hidden}",
-        "choose a smaller --hidden or --feat-mult",
-    )
-    model = LocalLossNet(config, data.classes)
-    optimizers, schedulers = build_optimizers(model, config)
-    model, *prepared = run.prepare(model, *optimizers, *schedulers)
-    optimizers, schedulers = prepared[: len(optimizers)], prepared[len(optimizers) :]
+    with Run(config) as run:
+        data = mnist_sources(config, run)
+        # Parameters, gradients and Adam's two moments, in float32.
+        check_memory(
+            16 * parameter_estimate(config),
+            f"--net {config.net} --hidden {config.hidden}",
+            "choose a smaller --hidden or --feat-mult",
+        )
+        model = LocalLossNet(config, data.classes)
+        optimizers, schedulers = build_optimizers(model, config)
+        model, *prepared = run.prepare(model, *optimizers, *schedulers)
+        optimizers, schedulers = prepared[: len(optimizers)], prepared[len(optimizers) :]
 
-    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return model(random_flip(images) if config.flip else images, labels)
+        def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return model(random_flip(images) if config.flip else images, labels)
 
-    def validate() -> dict[str, float]:
-        return prefixed("val", run.evaluate(data.val, classification_metrics(model)))
+        def validate() -> dict[str, float]:
+            return prefixed("val", run.evaluate(data.val, classification_metrics(model)))
 
-    fit(
-        run,
-        model=model,
-        optimizers=optimizers,
-        schedulers=schedulers,
-        train=data.train,
-        loss_fn=loss_fn,
-        evaluate=validate,
-        epochs=config.epochs,
-    )
-    model.eval()
-    test = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
-    test["test/error"] = 100 * (1 - test["test/acc1"])
-    return run.finish(test, model)
+        fit(
+            run,
+            model=model,
+            optimizers=optimizers,
+            schedulers=schedulers,
+            train=data.train,
+            loss_fn=loss_fn,
+            evaluate=validate,
+            epochs=config.epochs,
+        )
+        model.eval()
+        test = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
+        test["test/error"] = 100 * (1 - test["test/acc1"])
+        return run.finish(test, model)

@@ -7,7 +7,8 @@ from typing import ClassVar, Literal
 
 import torch
 
-from mirror_symmetry.sim import Backend, Setup
+from mirror_symmetry.backend import Backend
+from mirror_symmetry.setup import Setup
 from mnistlab.config import RunConfig, require
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

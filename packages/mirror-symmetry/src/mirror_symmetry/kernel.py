@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mirror_symmetry.sim import (
+from mirror_symmetry.setup import (
     ADAM_BETA2,
     OPTIMIZER_EPS,
     PATTERNS,
@@ -152,7 +152,7 @@ def load() -> ctypes.CDLL:
 
 class FusedSweeps:
     """Sweeps of the networks in `theta` [17, N] (float32, CPU, N a multiple of 16), updating
-    theta, the optimizer state and solved_at in place, like sim.TorchSweeps."""
+    theta, the optimizer state and solved_at in place, like sweeps.TorchSweeps."""
 
     def __init__(
         self,

@@ -6,19 +6,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mirror_symmetry.sim import (
+from mirror_symmetry.setup import (
     ADAM_BETA2,
     HIDDEN,
     INPUTS,
     OPTIMIZER_EPS,
     RMSPROP_ALPHA,
     Activation,
-    MirrorNets,
     Setup,
     all_patterns,
     is_symmetric,
     pattern_weights,
 )
+from mirror_symmetry.sim import MirrorNets
 
 ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,

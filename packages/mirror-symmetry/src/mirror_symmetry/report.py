@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from mirror_symmetry.sim import OUTCOMES, PATTERNS, Simulation, Snapshot, outcome_counts
+from mirror_symmetry.setup import PATTERNS
+from mirror_symmetry.sim import OUTCOMES, Simulation, Snapshot, outcome_counts
 from mirror_symmetry.solution import solution_shape
-
-Z_95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% by default)."""
-    if trials == 0:
-        return 0.0, 1.0
-    p = successes / trials
-    shrink = 1 + z * z / trials
-    center = (p + z * z / (2 * trials)) / shrink
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / shrink
-    # At 0 or all successes the bound is exactly 0 or 1; the formula leaves rounding noise there.
-    low = 0.0 if successes == 0 else center - half
-    high = 1.0 if successes == trials else center + half
-    return low, high
+from mnistlab.stats import wilson_interval
 
 
 def rate(count: int, trials: int) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from mirror_symmetry.sim import HIDDEN, INPUTS, MirrorNets
+from mirror_symmetry.setup import HIDDEN, INPUTS
+from mirror_symmetry.sim import MirrorNets
 
 ANTISYMMETRY_TOLERANCE = 0.2
 RATIO_TOLERANCE = 1.3

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from mirror_symmetry.backend import check_kernel
 from mirror_symmetry.config import MirrorConfig
 from mirror_symmetry.report import describe, plot_outcomes, snapshot_metrics, summarize
-from mirror_symmetry.sim import (
-    PATTERNS,
-    Simulation,
-    check_kernel,
-    check_simulation_memory,
-    setup_of,
-    simulate,
-)
+from mirror_symmetry.setup import PATTERNS, setup_of
+from mirror_symmetry.sim import Simulation, check_simulation_memory, simulate
 from mirror_symmetry.solution import plot_network, solution_shape, typical_network
-from mnistlab.runtime import Run
+from mnistlab.run import Run
 
 DESCRIPTION = (
     "Rumelhart, Hinton & Williams (1986) mirror symmetry as a statistics question: train N "
@@ -25,34 +20,36 @@ DESCRIPTION = (
 
 
 def train(config: MirrorConfig) -> dict:
-    run = Run(config)
-    setup = dataclasses.replace(setup_of(config), sweeps=config.sweeps_to_run)
-    # Refused before the run folder exists.
-    check_simulation_memory(setup, config.torch_dtype, config.backend, config.log_every, run.device)
-    if config.backend == "kernel":
-        check_kernel()
-    run.prepare()
-    sim = simulate(
-        setup,
-        seed=config.seed,
-        device=run.device,
-        dtype=config.torch_dtype,
-        backend=config.backend,
-        record_every=config.log_every,
-        on_record=lambda snapshot: run.log(snapshot_metrics(snapshot), snapshot.sweep),
-        warn=run.print,
-    )
-    metrics = summarize(sim)
-    if run.is_main:
-        metrics["figures"] = write_figures(sim, run)
-    run.print(describe(metrics))
-    return run.finish(
-        metrics,
-        sim.final,
-        steps=setup.sweeps,
-        seconds=sim.seconds,
-        samples=setup.runs * setup.sweeps * PATTERNS,
-    )  # pattern presentations
+    with Run(config) as run:
+        setup = dataclasses.replace(setup_of(config), sweeps=config.sweeps_to_run)
+        # Refused before the run folder exists.
+        check_simulation_memory(
+            setup, config.torch_dtype, config.backend, config.log_every, run.device
+        )
+        if config.backend == "kernel":
+            check_kernel()
+        run.prepare()
+        sim = simulate(
+            setup,
+            seed=config.seed,
+            device=run.device,
+            dtype=config.torch_dtype,
+            backend=config.backend,
+            record_every=config.log_every,
+            on_record=lambda snapshot: run.log(snapshot_metrics(snapshot), snapshot.sweep),
+            warn=run.print,
+        )
+        metrics = summarize(sim)
+        if run.is_main:
+            metrics["figures"] = write_figures(sim, run)
+        run.print(describe(metrics))
+        return run.finish(
+            metrics,
+            sim.final,
+            steps=setup.sweeps,
+            seconds=sim.seconds,
+            samples=setup.runs * setup.sweeps * PATTERNS,
+        )  # pattern presentations
 
 
 def write_figures(sim: Simulation, run: Run) -> dict[str, str | int | None]:

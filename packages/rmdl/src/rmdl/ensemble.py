@@ -28,6 +28,11 @@ class Ensemble(nn.Module):
         self.register_buffer("best_val_acc", torch.full((len(specs),), -1.0))
         self.register_buffer("best_epoch", torch.zeros(len(specs), dtype=torch.long))
 
+    def forward(self, images: torch.Tensor, index: int, best: bool = False) -> torch.Tensor:
+        """Logits of member `index`, or of its best copy. Called through the ensemble, members
+        compute in the run's mixed precision (the ensemble is `checkpointed`, not prepared)."""
+        return (self.best if best else self.members)[index](images)
+
     def keep_if_best(self, index: int, val_acc: float, epoch: int) -> None:
         """Keras `ModelCheckpoint(save_best_only=True)` on validation accuracy."""
         if val_acc > self.best_val_acc[index]:

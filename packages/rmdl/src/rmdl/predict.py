@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mnistlab.cli import UsageError, parse_config
 from mnistlab.data import load_split
-from mnistlab.runtime import guarded_main
+from mnistlab.entry import guarded_main
 from rmdl.ensemble import ENSEMBLE_DIR, INDEX_FILE, load_ensemble, vote, voters
 from rmdl.members import IMAGE_SIZE, Member
 

@@ -21,10 +21,12 @@ from accelerate.utils import broadcast_object_list
 from mnistlab.batches import BatchSource, derive_seed
 from mnistlab.classify import Sources, mnist_sources
 from mnistlab.cli import UsageError
-from mnistlab.runtime import Run, check_memory, fit
+from mnistlab.loop import fit
+from mnistlab.resources import check_memory
+from mnistlab.run import Run
 from rmdl.config import RmdlConfig
 from rmdl.ensemble import ENSEMBLE_DIR, Ensemble, alive_members, save_ensemble, vote, voters
-from rmdl.members import Member, draw_specs, make_optimizer, parameter_count
+from rmdl.members import draw_specs, make_optimizer, parameter_count
 
 DESCRIPTION = (
     "RMDL random multimodel deep learning: an ensemble of randomly drawn DNN, CNN and RNN "
@@ -35,11 +37,15 @@ BYTES_PER_PARAMETER = 4 * 5
 
 
 @torch.no_grad()
-def probabilities(member: Member, source: BatchSource, run: Run) -> torch.Tensor:
-    """Class probabilities [samples, classes] of `member` on every sample of `source`."""
-    member.eval()
-    with run.accelerator.autocast():
-        parts = [member(images).float().softmax(dim=1) for images, _, _ in source.eval_batches()]
+def probabilities(
+    ensemble: Ensemble, index: int, source: BatchSource, *, best: bool = False
+) -> torch.Tensor:
+    """Class probabilities [samples, classes] of member `index` (or of its best copy) on every
+    sample of `source`."""
+    (ensemble.best if best else ensemble.members)[index].eval()
+    parts = [
+        ensemble(images, index, best=best).softmax(dim=1) for images, _, _ in source.eval_batches()
+    ]
     return torch.cat(parts)
 
 
@@ -87,84 +93,83 @@ def share_members(ensemble: Ensemble, optimizers: list[Any], run: Run) -> None:
 
 def train(config: RmdlConfig) -> dict[str, Any]:
     """Train the ensemble; returns the summary (metrics: both votes, best member, dead count)."""
-    run = Run(config)
-    # Members are split across processes, not data; pixels / 255 like the source.
-    data = mnist_sources(config, run, sharded=False, standardise=False)
-    specs = draw_specs(config, data.classes)
-    if len(specs) < run.world_size:
-        raise UsageError(
-            f"--members {config.members}: {len(specs)} members for "
-            f"{run.world_size} processes; give at least one member per process"
+    with Run(config) as run:
+        # Members are split across processes, not data; pixels / 255 like the source.
+        data = mnist_sources(config, run, sharded=False, standardise=False)
+        specs = draw_specs(config, data.classes)
+        if len(specs) < run.world_size:
+            raise UsageError(
+                f"--members {config.members}: {len(specs)} members for "
+                f"{run.world_size} processes; give at least one member per process"
+            )
+        parameters = sum(parameter_count(spec) for spec in specs)
+        check_memory(
+            parameters * BYTES_PER_PARAMETER,
+            f"--members {config.members} ({parameters:,} parameters)",
+            "give fewer --members or narrower ranges",
+            run.device,
         )
-    parameters = sum(parameter_count(spec) for spec in specs)
-    check_memory(
-        parameters * BYTES_PER_PARAMETER,
-        f"--members {config.members} ({parameters:,} parameters)",
-        "give fewer --members or narrower ranges",
-        run.device,
-    )
-    ensemble = Ensemble(specs).to(run.device)
-    owned = list(range(run.rank, len(specs), run.world_size))
-    # The ensemble is not wrapped for DDP (members are split, gradients never synchronised):
-    # it is checkpointed as it is; the optimizers are prepared as usual.
-    optimizers = [make_optimizer(member) for member in ensemble.members]
-    prepared = run.prepare(*optimizers, checkpointed=[ensemble])
-    optimizers = list(prepared) if len(optimizers) > 1 else [prepared]
+        ensemble = Ensemble(specs).to(run.device)
+        owned = list(range(run.rank, len(specs), run.world_size))
+        # The ensemble is not wrapped for DDP (members are split, gradients never synchronised):
+        # it is checkpointed as it is; the optimizers are prepared as usual.
+        optimizers = [make_optimizer(member) for member in ensemble.members]
+        prepared = run.prepare(*optimizers, checkpointed=[ensemble])
+        optimizers = list(prepared) if len(optimizers) > 1 else [prepared]
 
-    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        total = torch.zeros((), device=run.device)
-        with run.accelerator.autocast():
+        def reseed_dropout(step: int) -> None:
             for index in owned:
                 member = ensemble.members[index]
                 member.reseed(
-                    derive_seed("dropout", config.seed, member.spec.name, run.state.step),
-                    run.device,
+                    derive_seed("dropout", config.seed, member.spec.name, step), run.device
                 )
-                loss = F.cross_entropy(member(images).float(), labels)
+
+        def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            total = torch.zeros((), device=run.device)
+            for index in owned:
+                loss = F.cross_entropy(ensemble(images, index), labels)
                 # A diverged member must not stop the others: it ends near chance, found dead.
                 total = total + torch.nan_to_num(loss, nan=0.0, posinf=0.0)
-        return total
+            return total
 
-    def validate() -> dict[str, float]:
-        epoch = run.state.epoch + 1
-        for index in owned:
-            val_acc = (
-                (
-                    probabilities(ensemble.members[index], data.val, run).argmax(dim=1)
-                    == data.val.labels
+        def validate() -> dict[str, float]:
+            epoch = run.state.epoch + 1
+            for index in owned:
+                val_acc = (
+                    (probabilities(ensemble, index, data.val).argmax(dim=1) == data.val.labels)
+                    .float()
+                    .mean()
+                    .item()
                 )
-                .float()
-                .mean()
-                .item()
-            )
-            ensemble.keep_if_best(index, val_acc, epoch)
-        share_members(ensemble, optimizers, run)
-        best = ensemble.best_val_acc
-        return {
-            "val/member_acc1_mean": best.mean().item(),
-            "val/member_acc1_max": best.max().item(),
-            "val/dead_members": (~alive_members(best, config.dead_below)).sum().item(),
-        }
+                ensemble.keep_if_best(index, val_acc, epoch)
+            share_members(ensemble, optimizers, run)
+            best = ensemble.best_val_acc
+            return {
+                "val/member_acc1_mean": best.mean().item(),
+                "val/member_acc1_max": best.max().item(),
+                "val/dead_members": (~alive_members(best, config.dead_below)).sum().item(),
+            }
 
-    fit(
-        run,
-        model=ensemble,
-        optimizers=[optimizers[i] for i in owned],
-        train=data.train,
-        loss_fn=loss_fn,
-        evaluate=validate,
-        epochs=config.epochs,
-    )
-    metrics, index, predictions = evaluate_ensemble(ensemble, data, config, run)
-    if run.is_main:
-        save_ensemble(run.run_dir / ENSEMBLE_DIR, ensemble, index, predictions)
-    for row in index["members"]:
-        run.print(
-            f"{row['name']:>7}  {row['summary']:<48} {row['parameters']:>10,}  val "
-            f"{100 * row['val_acc1']:.2f}%  test {100 * row['test_acc1']:.2f}%"
-            + ("  DEAD (left out of the vote)" if row["dead"] else "")
+        fit(
+            run,
+            model=ensemble,
+            optimizers=[optimizers[i] for i in owned],
+            train=data.train,
+            before_step=reseed_dropout,
+            loss_fn=loss_fn,
+            evaluate=validate,
+            epochs=config.epochs,
         )
-    return run.finish(metrics, ensemble)
+        metrics, index, predictions = evaluate_ensemble(ensemble, data, config, run)
+        if run.is_main:
+            save_ensemble(run.run_dir / ENSEMBLE_DIR, ensemble, index, predictions)
+        for row in index["members"]:
+            run.print(
+                f"{row['name']:>7}  {row['summary']:<48} {row['parameters']:>10,}  val "
+                f"{100 * row['val_acc1']:.2f}%  test {100 * row['test_acc1']:.2f}%"
+                + ("  DEAD (left out of the vote)" if row["dead"] else "")
+            )
+        return run.finish(metrics, ensemble)
 
 
 def evaluate_ensemble(
@@ -174,10 +179,14 @@ def evaluate_ensemble(
     the two votes over the alive members; the per-member table."""
     splits = {"val": data.val, "test": data.test}
     probs = {split: [] for split in splits}
-    for index, best in enumerate(ensemble.best):
+    for index in range(len(ensemble.specs)):
         owner = index % run.world_size
         for split, source in splits.items():
-            mine = probabilities(best, source, run).cpu() if run.rank == owner else None
+            mine = (
+                probabilities(ensemble, index, source, best=True).cpu()
+                if run.rank == owner
+                else None
+            )
             probs[split].append(from_owner(mine, owner, run))
     labels = {split: source.labels.cpu() for split, source in splits.items()}
     stacked = {split: torch.stack(parts) for split, parts in probs.items()}

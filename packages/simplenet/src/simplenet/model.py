@@ -1,5 +1,5 @@
 """SimpleNet (Hasanpour et al. 2016, arXiv 1608.06037) on 1x28x28 input, and the small
-BatchNorm conv nets of the speed presets (studies.md §3).
+BatchNorm conv nets of the speed presets (the package README's "The source").
 
 SimpleNet is 13 conv layers (3x3 pad 1, except two 1x1 "cccp" layers) with BatchNorm and ReLU,
 max pools between stages, a global max pool and one linear classifier. Two layouts:

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab.classify import classification_metrics, mnist_sources, prefixed
-from mnistlab.runtime import Run, fit
+from mnistlab.loop import fit
+from mnistlab.run import Run
 from simplenet.config import SimpleNetConfig
 from simplenet.model import build_model, parameter_count, shift_averaged
 
@@ -50,47 +51,46 @@ def build_optimizer(config: SimpleNetConfig, model: torch.nn.Module) -> torch.op
 
 
 def train(config: SimpleNetConfig) -> dict[str, Any]:
-    run = Run(config)
-    data = mnist_sources(config, run)
-    model = build_model(
-        config.model,
-        data.classes,
-        layout=config.layout,
-        dropout=config.dropout,
-        dropout_after=config.dropout_after,
-        bn_eps=config.bn_eps,
-        bn_momentum=config.bn_momentum,
-    )
-    run.print(f"{config.model}: {parameter_count(model):,} parameters")
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, model)
-    model, optimizer = run.prepare(model, optimizer)
-    total_steps = config.epochs * data.train.steps_per_epoch()
-
-    def lr_multiplier(step: int) -> float:
-        if config.recipe == "paper":
-            return paper_multiplier(step)
-        return one_cycle_multiplier(step, total_steps, config.warmup)
-
-    def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # The lr follows the step count (restored on --resume), not an epoch-stepped scheduler.
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * lr_multiplier(run.state.step)
+    with Run(config) as run:
+        data = mnist_sources(config, run)
+        model = build_model(
+            config.model,
+            data.classes,
+            layout=config.layout,
+            dropout=config.dropout,
+            dropout_after=config.dropout_after,
+            bn_eps=config.bn_eps,
+            bn_momentum=config.bn_momentum,
+        )
+        run.print(f"{config.model}: {parameter_count(model):,} parameters")
         if config.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return F.cross_entropy(model(images), labels, label_smoothing=config.label_smoothing)
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = build_optimizer(config, model)
+        model, optimizer = run.prepare(model, optimizer)
+        total_steps = config.epochs * data.train.steps_per_epoch()
 
-    metrics = classification_metrics(shift_averaged(model, config.tta))
-    fit(
-        run,
-        model=model,
-        optimizers=[optimizer],
-        train=data.train,
-        loss_fn=loss_fn,
-        evaluate=lambda: prefixed("val", run.evaluate(data.val, metrics)),
-        epochs=config.epochs,
-    )
-    model.eval()
-    test = prefixed("test", run.evaluate(data.test, metrics))
-    return run.finish(test, model)
+        def lr_multiplier(step: int) -> float:
+            if config.recipe == "paper":
+                return paper_multiplier(step)
+            return one_cycle_multiplier(step, total_steps, config.warmup)
+
+        def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            if config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            return F.cross_entropy(model(images), labels, label_smoothing=config.label_smoothing)
+
+        metrics = classification_metrics(shift_averaged(model, config.tta))
+        fit(
+            run,
+            model=model,
+            optimizers=[optimizer],
+            train=data.train,
+            loss_fn=loss_fn,
+            # The lr follows the step count, not an epoch-stepped scheduler.
+            lr_at=lambda step: config.lr * lr_multiplier(step),
+            evaluate=lambda: prefixed("val", run.evaluate(data.val, metrics)),
+            epochs=config.epochs,
+        )
+        model.eval()
+        test = prefixed("test", run.evaluate(data.test, metrics))
+        return run.finish(test, model)

@@ -1,4 +1,5 @@
-"""Loss functions shared by the mnistlab studies.
+"""Guess-net's losses: focal loss in Lin et al.'s form and in the source's (with its gamma
+ramp), the VAE objective and GE2E on the latent code.
 
 Every loss takes tensors on any device and of any floating dtype, stays differentiable, and
 raises ``ValueError`` on bad arguments. ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"``
@@ -266,16 +267,3 @@ def group_embeddings_by_class(embeddings: Tensor, labels: Tensor) -> Tensor:
         raise ValueError("need at least 2 classes with >= 2 samples each")
     per_class = int(counts[usable].min())
     return torch.stack([embeddings[labels == label][:per_class] for label in classes[usable]])
-
-
-def bce_entropy_floor(targets: Tensor, reduction: Reduction = "none") -> Tensor:
-    """Per-sample sum of the binary entropy H(t) = -t log t - (1-t) log(1-t), in nats.
-
-    This is the smallest summed BCE(x_hat, t) any reconstruction x_hat can reach for targets t
-    in [0, 1] (attained at x_hat = t), so it is the floor to subtract when reading BCE values.
-    """
-    if bool(((targets < 0) | (targets > 1)).any()):
-        raise ValueError("targets must lie in [0, 1]")
-    # xlogy(t, t) = t * log t with the 0 * log 0 = 0 convention.
-    entropy = -torch.special.xlogy(targets, targets) - torch.special.xlogy(1 - targets, 1 - targets)
-    return _reduce(_sum_per_sample(entropy), reduction)

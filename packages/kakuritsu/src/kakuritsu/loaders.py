@@ -1,5 +1,6 @@
-"""Batches from a map-style Dataset too big for memory (ImageFolder, FakeData), with the same
-sharding and interface as `BatchSource`, so the runtime's loop and evaluation serve both."""
+"""Batches from a map-style Dataset too big for memory (kakuritsu's ImageFolder and FakeData
+inputs), with the same sharding and interface as `BatchSource`, so the runtime's loop and
+evaluation serve both."""
 
 from __future__ import annotations
 

@@ -1,0 +1,8 @@
+"""The study contract of `mnistlab.testing`: help, bad values, missing data, smoke, resume."""
+
+from ae_overfit.study import STUDY
+from mnistlab.testing import StudyContract
+
+
+class TestContract(StudyContract):
+    study = STUDY

@@ -1,0 +1,251 @@
+"""The run folder on disk: which one a run uses, its creation and lock, its atomic writes.
+
+A run lives in `<out-dir>/<study>/<run-name>/`:
+  config.json     the resolved config
+  metrics.jsonl   one JSON line per logged step / epoch
+  summary.json    final metrics, wall time, samples/s, world size, model fingerprint, command
+  checkpoints/    `epoch-NNNN/` folders (written by `Run.save_checkpoint`) under a `.partial`
+                  name and renamed when complete, so a crash never leaves a checkpoint that
+                  looks complete
+
+Plain files and paths only (no Accelerate, no torch): `Run` calls it on the main process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mnistlab.cli import UsageError, first_line
+from mnistlab.config import RunConfig, to_jsonable
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+CHECKPOINTS = "checkpoints"
+LOOP_STATE = "loop.json"
+KEEP_CHECKPOINTS = 2
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Finished checkpoints of a run, oldest first (unfinished ones keep a `.partial` name)."""
+    folder = run_dir / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("epoch-*") if (p / LOOP_STATE).is_file())
+
+
+def find_checkpoint(study_dir: Path, resume: str) -> Path:
+    """The checkpoint `--resume` names: 'latest', a run folder or a checkpoint folder."""
+    if resume == "latest":
+        candidates = [c for run in study_dir.glob("*") for c in complete_checkpoints(run)]
+        if not candidates:
+            raise UsageError(f"--resume latest: no finished checkpoint under {study_dir}")
+        return max(candidates, key=lambda c: (c / LOOP_STATE).stat().st_mtime)
+    path = Path(resume)
+    if (path / LOOP_STATE).is_file():
+        return path
+    found = complete_checkpoints(path)
+    if not found:
+        raise UsageError(
+            f"--resume {resume}: no finished checkpoint there; give a run folder, a "
+            f"checkpoint folder (…/{CHECKPOINTS}/epoch-NNNN) or 'latest'"
+        )
+    return found[-1]
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    return checkpoint.parent.parent
+
+
+def changed_fields(config: RunConfig, saved: dict) -> list[str]:
+    """Fields in which `config` computes something other than the run that saved `saved` (its
+    config.json): every field but the `resumable_fields`, which only say where and how long."""
+    now = to_jsonable(config)
+    return sorted(k for k in now if k not in config.resumable_fields and saved.get(k) != now[k])
+
+
+class RunFolder:
+    """One run's folder: picked (and checked) without writing, then created and locked once
+    the run has got far enough to train. Only the main process opens and writes it."""
+
+    def __init__(self, path: Path, checkpoint: Path | None = None) -> None:
+        self.path = path
+        self.checkpoint = checkpoint
+        """The checkpoint a resumed run starts from; None for a new run."""
+        self.opened = False  # the folder exists and belongs to this process
+        self.created = False  # ... and this process created it
+        self._lock: int | None = None
+
+    @classmethod
+    def pick(cls, config: RunConfig) -> RunFolder:
+        """The folder (and, on --resume, the checkpoint) `config` names, checked: a new run's
+        folder must not exist and be creatable; a resumed one must be writable and computed
+        with the same settings."""
+        study_dir = config.out_dir / type(config).study
+        if config.resume is None:
+            name = config.run_name or time.strftime("%Y%m%d-%H%M%S") + f"-s{config.seed}"
+            path = study_dir / name
+            if path.exists():
+                raise UsageError(
+                    f"run folder {path} already exists; pass --resume {path} to continue "
+                    "it, or a new --run-name"
+                )
+            existing = next((p for p in path.parents if p.exists()), Path("."))
+            if not os.access(existing, os.W_OK):
+                raise UsageError(
+                    f"cannot create {path}: {existing} is not writable; choose a writable --out-dir"
+                )
+            return cls(path)
+        checkpoint = find_checkpoint(study_dir, config.resume)
+        path = run_dir_of(checkpoint)
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"run folder {path} is not writable; copy it somewhere writable")
+        saved = path / CONFIG
+        changed = changed_fields(config, json.loads(saved.read_text())) if saved.is_file() else []
+        if changed:
+            raise UsageError(
+                f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ "
+                f"from the run being resumed ({saved}); pass the same values or start "
+                "a new run"
+            )
+        return cls(path, checkpoint)
+
+    def open(self) -> None:
+        """Create (new run) and lock the folder: one process per run folder."""
+        if self.checkpoint is None:
+            try:
+                self.path.mkdir(parents=True)
+            except FileExistsError as exc:
+                raise UsageError(
+                    f"run folder {self.path} appeared meanwhile; pass a new --run-name"
+                ) from exc
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot create run folder {self.path} ({exc.strerror}); "
+                    "choose a writable --out-dir"
+                ) from exc
+            self.created = True
+        try:  # a lock on the folder itself: nothing is written into it
+            self._lock = os.open(self.path, os.O_RDONLY)
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UsageError(
+                f"run folder {self.path} is in use by another process; wait "
+                "for it to end, or start a new run"
+            ) from exc
+        except OSError as exc:
+            raise UsageError(
+                f"cannot lock run folder {self.path} ({exc.strerror}); choose a writable --out-dir"
+            ) from exc
+        self.opened = True
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def abandon(self) -> str:
+        """After an interruption or failure: say what is kept. A new run with no checkpoint
+        yet is removed, so the same --run-name can simply be started again."""
+        self.release()
+        if not self.opened:
+            return ""
+        for partial in (self.path / CHECKPOINTS).glob("*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
+        kept = complete_checkpoints(self.path)
+        if kept:
+            return f"checkpoint {kept[-1]} is kept; continue with --resume {self.path}"
+        if self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return f"no checkpoint was written yet; run folder {self.path} removed"
+        return f"the run folder {self.path} is unchanged"
+
+    # -- writes -----------------------------------------------------------------------------
+    def disk_error(self, what: Path, exc: BaseException, needed: int = 0) -> UsageError:
+        """One line for a write that failed: why, the space needed and free, what is kept."""
+        free = shutil.disk_usage(self.path).free if self.path.exists() else 0
+        space = (
+            f"; it needs about {needed / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free"
+            if needed
+            else ""
+        )
+        keep = complete_checkpoints(self.path)
+        kept = f"; checkpoint {keep[-1]} is kept (--resume {self.path})" if keep else ""
+        reason = getattr(exc, "strerror", None) or first_line(exc)
+        return UsageError(
+            f"cannot write {what} ({reason}){space}; free space or choose another --out-dir{kept}"
+        )
+
+    def _replace(self, path: Path, text: str) -> Path:
+        """Write `path` whole or not at all: under a `.partial` name, then renamed."""
+        partial = path.with_name(path.name + ".partial")
+        try:
+            partial.write_text(text)
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise self.disk_error(path, exc) from exc
+        return path
+
+    def write_json(self, name: str, payload: dict) -> Path:
+        """Write a JSON file into the run folder atomically."""
+        return self._replace(self.path / name, json.dumps(payload, indent=2) + "\n")
+
+    def append_metrics(self, line: dict) -> None:
+        path = self.path / METRICS
+        try:
+            with path.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+        except OSError as exc:
+            raise self.disk_error(path, exc) from exc
+
+    def forget_metrics_after(self, step: int) -> None:
+        """A resumed run logs again what came after its checkpoint: drop those lines."""
+        path = self.path / METRICS
+        if not path.is_file() or self.checkpoint is None:
+            return
+        kept = [
+            line
+            for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
+        self._replace(path, "".join(kept))
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def checkpoint_folders(self, epoch: int) -> tuple[Path, Path]:
+        """(partial, final) folders of epoch `epoch`'s checkpoint."""
+        final = self.path / CHECKPOINTS / f"epoch-{epoch:04d}"
+        return final.with_name(final.name + ".partial"), final
+
+    def start_checkpoint(self, partial: Path) -> None:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.parent.mkdir(exist_ok=True)
+
+    def discard_checkpoint(self, partial: Path) -> None:
+        shutil.rmtree(partial, ignore_errors=True)
+
+    def complete_checkpoint(self, partial: Path, final: Path, needed: Callable[[], int]) -> None:
+        """Rename a written checkpoint to its final name, then keep only the newest ones.
+        `needed`: about what a checkpoint takes, asked only when the rename fails."""
+        try:
+            if final.exists():  # a re-run of this epoch after resuming from an earlier one
+                shutil.rmtree(final)
+            os.replace(partial, final)
+        except OSError as exc:
+            self.discard_checkpoint(partial)
+            raise self.disk_error(final, exc, needed()) from exc
+        for old in complete_checkpoints(self.path)[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def last_checkpoint_bytes(self) -> int:
+        """The size of the newest complete checkpoint; 0 when there is none yet."""
+        previous = complete_checkpoints(self.path)
+        if not previous:
+            return 0
+        return sum(f.stat().st_size for f in previous[-1].rglob("*") if f.is_file())
