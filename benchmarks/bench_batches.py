@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import torch
@@ -20,6 +19,7 @@ from torchvision import transforms
 from mnistlab.batches import BatchSource, Normalisation
 from mnistlab.data import DATASETS, Split, load_split
 from mnistlab.entry import guarded_main
+from mnistlab.provenance import machine, machine_line
 
 
 class TorchvisionStyleMNIST(Dataset):
@@ -56,10 +56,7 @@ def main() -> None:
     if args.quick:
         split = split.subset(torch.arange(10_000))
     info = DATASETS["mnist"]
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, samples {len(split)}, batch {args.batch_size}"
-    )
+    print(f"machine: {machine_line(machine())}, samples {len(split)}, batch {args.batch_size}")
 
     loader = DataLoader(
         TorchvisionStyleMNIST(

@@ -23,8 +23,6 @@ the step, e.g. the previous gradient, freed during it.)
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -37,6 +35,8 @@ from torch._C._profiler import _EventType  # the profiler's raw event tree: allo
 from torch.profiler import ProfilerActivity, profile
 
 from kakuritsu.layers import DEFAULT_MAX_CHUNK_ELEMENTS, KakuritsuLinear
+from mnistlab.provenance import machine as machine_info
+from mnistlab.provenance import machine_line
 
 BATCH = 64
 P = 0.5
@@ -68,19 +68,10 @@ class Variant:
 
 
 def machine(device: torch.device) -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    text = (
-        f"CPU: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} intra-op threads"
+    return (
+        f"machine: {machine_line(machine_info())}, {torch.get_num_threads()} intra-op threads"
+        f"\ndevice measured: {device}"
     )
-    if torch.cuda.is_available():
-        text += f"\nCUDA: {torch.cuda.get_device_name()}"
-    return text + f"\ndevice measured: {device}"
 
 
 def synchronize(device: torch.device) -> None:

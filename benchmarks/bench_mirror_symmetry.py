@@ -21,29 +21,20 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 
 from mirror_symmetry.reference import MirrorNet, train_reference
 from mirror_symmetry.setup import Setup
 from mirror_symmetry.sim import MirrorNets, initial_theta, simulate
+from mnistlab.provenance import machine as machine_info
+from mnistlab.provenance import machine_line
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
-        f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads{gpu}; "
-        f"torch {torch.__version__}, Python {platform.python_version()}; {load()}"
+        f"{machine_line(machine_info())}, {torch.get_num_threads()} torch threads; "
+        f"Python {platform.python_version()}; {load()}"
     )
 
 

@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from mnistlab.entry import Terminated, guarded_main
 from mnistlab.run import Run
 from mnistlab.run_folder import complete_checkpoints
 from mnistlab.study import Study
-from mnistlab.testing import run_cli, smoke
+from mnistlab.testing import cpu_ddp_launch, run_cli, smoke
 
 
 @pytest.fixture(params=[False, True], ids=["toy", "toy-checkpointed"])
@@ -302,20 +301,7 @@ def test_the_epoch_hook_stops_training_for_good(tmp_path: Path) -> None:
 
 def test_a_silent_ddp_rank_ends_the_run_after_the_timeout(tmp_path: Path) -> None:
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "29519",
+        *cpu_ddp_launch(29519),
         str(Path(__file__).with_name("silent_rank.py")),
         "--ddp-timeout",
         "5",

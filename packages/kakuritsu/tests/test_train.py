@@ -17,6 +17,7 @@ from kakuritsu.config import KakuritsuConfig
 from kakuritsu.study import STUDY
 from kakuritsu.train import train
 from mnistlab.entry import parse_run_config
+from mnistlab.testing import cpu_ddp_launch
 
 REPO = Path(__file__).parents[3]
 QUICK = ["--model", "small", "--tracker", "none", "--train-samples", "2048", "--epochs", "2"]
@@ -63,20 +64,7 @@ def test_each_head_learns_mnist(data_dir: Path, tmp_path: Path, head: str) -> No
 
 def test_two_cpu_processes_run_real_ddp_with_identical_ranks(data_dir: Path, tmp_path: Path):
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "29517",
+        *cpu_ddp_launch(29517),
         "-m",
         "kakuritsu",
         *QUICK,

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from mnistlab.data import load_split
+from mnistlab.testing import cpu_ddp_launch
 from rmdl.ensemble import ENSEMBLE_DIR, PREDICTIONS_FILE, load_member, vote, voters
 from rmdl.predict import PredictConfig, member_probabilities, predict
 from rmdl.study import STUDY
@@ -125,22 +126,7 @@ def test_predict_classifies_the_test_split_and_pngs(one_process, data_dir, tmp_p
 def test_two_processes_train_the_same_ensemble_as_one(one_process, data_dir, tmp_path):
     """Each process trains its own members (0 and 2, or 1 and 3) on all the data; the result is
     bit-identical to one process."""
-    launcher = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "29533",
-    ]
+    launcher = cpu_ddp_launch(29533)
     two = train_cli(launcher, tmp_path, "two", data_dir)
     assert two["world_size"] == 2 and two["ranks_agree"]
     assert two["fingerprint"] == one_process["fingerprint"]

@@ -57,30 +57,22 @@ def git_state(folder: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": None if changes is None else bool(changes)}
 
 
-def cpu_model() -> str:
+def cpuinfo_field(name: str) -> str | None:
+    """The first `name : value` line of /proc/cpuinfo (Linux), else None."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(name):
                 return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
+    return None
 
 
 def machine() -> dict[str, Any]:
     """The machine a timing belongs to: bf16 matmuls differ ~1.7x between CPUs with and without
     AMX, so the flag is recorded with the model."""
-    flags = cpu_flags()
+    flags = set((cpuinfo_field("flags") or "").split())
     return {
-        "cpu": cpu_model(),
+        "cpu": cpuinfo_field("model name") or platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "amx": "amx_bf16" in flags,
         "avx512_bf16": "avx512_bf16" in flags,

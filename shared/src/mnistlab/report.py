@@ -197,7 +197,8 @@ def verdict_cell(row: Row, result: StudyRows) -> str:
     return f"{row.verdict}; stale: measured on {commit[:10] if commit else 'an unrecorded commit'}"
 
 
-def row_line(name: str, row: Row, result: StudyRows) -> str:
+def row_cells(row: Row, result: StudyRows) -> list[str]:
+    """setting, source's setting, ours, source, verdict: REPORT.md's and the READMEs' cells."""
     setting = f"{row.setting} ({row.unit})"
     if row.claim:
         setting = f"claim: {row.claim}, {setting}"
@@ -207,10 +208,11 @@ def row_line(name: str, row: Row, result: StudyRows) -> str:
     else:
         source = "—" if row.source is None else row.source.shown()
     at_source = "yes" if row.at_source_setting else "no"
-    return (
-        f"| {name} | {setting}{note} | {at_source} | {row.ours} | {source} | "
-        f"{verdict_cell(row, result)} | `{row.command}` |"
-    )
+    return [f"{setting}{note}", at_source, row.ours, source, verdict_cell(row, result)]
+
+
+def row_line(name: str, row: Row, result: StudyRows) -> str:
+    return f"| {name} | {' | '.join(row_cells(row, result))} | `{row.command}` |"
 
 
 def markdown(results: list[StudyRows], config: ReportConfig) -> str:
@@ -292,9 +294,7 @@ def study_section(result: StudyRows, budget: Budget) -> str:
         "| setting | source's setting | ours | source | verdict |",
         "|---|---|---|---|---|",
     ]
-    for row in result.rows:
-        cells = row_line(result.name, row, result).split(" | ")
-        lines.append("| " + " | ".join(cells[1:6]) + " |")
+    lines += [f"| {' | '.join(row_cells(row, result))} |" for row in result.rows]
     return "\n".join(lines)
 
 
@@ -303,8 +303,7 @@ def headline(result: StudyRows) -> str:
         return "no `cpu` rows yet"
     row = next((r for r in result.rows if r.claim), result.rows[0])
     what = f"{row.claim}: " if row.claim else f"{row.setting}: "
-    stale = " (stale)" if result.stale else ""
-    return f"{what}{row.ours} {row.unit}, {verdict_cell(row, result)}{stale}"
+    return f"{what}{row.ours} {row.unit}, {verdict_cell(row, result)}"
 
 
 def headline_section(results: list[StudyRows]) -> str:
@@ -327,14 +326,13 @@ def replace_section(text: str, key: str, content: str) -> str:
 def readme_sections(results: list[StudyRows], root: Path, budget: Budget) -> dict[Path, str]:
     """Each README under `root` (a checkout) with its report sections rewritten from rows."""
     updated = {}
-    by_name = {r.name: r for r in results}
     root_readme = root / "README.md"
     if root_readme.is_file():
         updated[root_readme] = replace_section(
             root_readme.read_text(), HEADLINES, headline_section(results)
         )
-    for name, result in by_name.items():
-        readme = root / "packages" / name / "README.md"
+    for result in results:
+        readme = root / "packages" / result.name / "README.md"
         if readme.is_file():
             updated[readme] = replace_section(
                 readme.read_text(), budget, study_section(result, budget)

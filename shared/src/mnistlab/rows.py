@@ -22,7 +22,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mnistlab.stats import t_interval, wilson_interval
+from mnistlab.stats import t_interval, wilson_percent
 
 Budget = Literal["quick", "cpu", "full"]
 BUDGETS: tuple[Budget, ...] = ("quick", "cpu", "full")
@@ -47,8 +47,7 @@ class Source:
     def interval(self, tolerance: float) -> tuple[float, float]:
         if self.kind == "sampled":
             assert self.trials is not None
-            low, high = wilson_interval(round(self.value / 100 * self.trials), self.trials)
-            return 100 * low, 100 * high
+            return wilson_percent(self.value, self.trials)
         return self.value - tolerance, self.value + tolerance
 
     def shown(self) -> str:
@@ -96,8 +95,7 @@ class Row:
     @property
     def interval(self) -> tuple[float, float]:
         if self.trials:
-            low, high = wilson_interval(round(self.values[0] / 100 * self.trials), self.trials)
-            return 100 * low, 100 * high
+            return wilson_percent(self.values[0], self.trials)
         return t_interval(self.values)
 
     @property

@@ -46,6 +46,12 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return low, high
 
 
+def wilson_percent(percent: float, trials: int) -> tuple[float, float]:
+    """The Wilson interval, in %, of a rate given in % of `trials`."""
+    low, high = wilson_interval(round(percent / 100 * trials), trials)
+    return 100 * low, 100 * high
+
+
 def paired_differences(a: Sequence[float], b: Sequence[float]) -> list[float]:
     """a - b seed by seed: the arms must have run on the same seeds, in the same order."""
     if len(a) != len(b):

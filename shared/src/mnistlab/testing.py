@@ -17,6 +17,7 @@ the toy studies of shared/tests.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,6 +36,17 @@ COMMON_BAD_ARGS = (
     ("--tracker", "tensorboard"),
     ("--ddp-timeout", "0"),
 )
+
+
+def cpu_ddp_launch(port: int) -> list[str]:
+    """`accelerate launch` of two CPU processes on one machine (what the README documents), on
+    its own port so that tests running side by side do not meet; the script or `-m MODULE`
+    and its flags follow."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(port),
+    ]  # fmt: skip
 
 
 def run_cli(study: Study, args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
