@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from mnistlab.cli import fail
+from mnistlab.launch import starting
 
 if TYPE_CHECKING:
     from mnistlab.study import Study
@@ -88,4 +89,6 @@ def resolve_study(studies: dict[str, str]) -> str:
 
 
 def main() -> None:
-    load_study(resolve_study(installed_studies())).main(sys.argv[1:])
+    with starting():  # the study's import pulls in torch: seconds a Ctrl-C may land in
+        study = load_study(resolve_study(installed_studies()))
+    study.main(sys.argv[1:])

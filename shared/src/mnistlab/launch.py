@@ -5,6 +5,7 @@ print a KeyboardInterrupt traceback. This module imports nothing heavy itself.""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ def _stop_while_starting(signum: int, frame: Any) -> None:
     print(
         f"\ninterrupted ({which}) while starting: nothing was written", file=sys.stderr, flush=True
     )
-    raise SystemExit(143 if terminated else 130)
+    # Exit at once: unwinding out of a half-done import (numpy, torch) can fail at shutdown
+    # with tracebacks of its own, and nothing has been written that would need cleaning up.
+    os._exit(143 if terminated else 130)
 
 
 @contextlib.contextmanager
