@@ -42,6 +42,10 @@ def test_initialisations_respect_their_ranges():
     first_layer, second_layer = default[:14].abs(), default[14:].abs()
     assert first_layer.max() <= 1 / math.sqrt(6) and first_layer.max() > 0.39
     assert second_layer.max() <= 1 / math.sqrt(2) and second_layer.max() > 0.69
+    gaussian = initial_theta(20000, seed=0, init="gaussian", init_range=0.3)
+    first_std, second_std = gaussian[:14].std().item(), gaussian[14:].std().item()
+    assert abs(first_std - 1 / math.sqrt(6)) < 0.01 and abs(second_std - 1 / math.sqrt(2)) < 0.01
+    assert gaussian[:14].abs().max() > 1 / math.sqrt(6)  # unbounded, unlike the uniform inits
 
 
 def test_a_run_is_reproducible_from_its_seed():

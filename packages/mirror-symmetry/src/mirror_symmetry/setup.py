@@ -31,7 +31,7 @@ OPTIMIZER_EPS = 1e-8
 Optimizer = Literal["sgd", "rmsprop", "adam"]
 Activation = Literal["sigmoid", "tanh", "hardsigmoid", "hardtanh", "silu", "relu"]
 Reduction = Literal["sum", "mean"]
-Init = Literal["uniform", "torch"]
+Init = Literal["uniform", "torch", "gaussian"]
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Setup:
     threshold_output: bool = False
     """The loss sees the thresholded output (o > 0.5); gradients pass it straight through to o."""
     init: Init = "uniform"
-    """uniform: every weight and bias from U(-r, r) with r = --init-range (the paper); torch: nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    """uniform: every weight and bias from U(-r, r) with r = --init-range (the paper); torch: nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)); gaussian: N(0, 1/fan_in) for weights and biases (LeCun normal, the report's SiLU trial's "default Gaussian with layer-width-adaptive variance")."""
     init_range: float = 0.3
     """r of --init uniform."""
 

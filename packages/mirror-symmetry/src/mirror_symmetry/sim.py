@@ -66,27 +66,30 @@ def initial_theta(runs: int, seed: int, init: Init, init_range: float) -> Tensor
     """Initial weights [17, runs] (float64, CPU). Networks are drawn in blocks of INIT_BLOCK, each
     block from its own generator seeded from (seed, block) only, so network k starts the same
     whatever N is and whichever networks sit beside it."""
+    draw = torch.randn if init == "gaussian" else torch.rand
     theta = torch.empty(PARAMETERS, runs, dtype=torch.float64)
     for block, start in enumerate(range(0, runs, INIT_BLOCK)):
         generator = torch.Generator().manual_seed(derive_seed("mirror-init", seed, block))
         width = min(INIT_BLOCK, runs - start)
         for row in theta[:, start : start + width]:
             if width == INIT_BLOCK:
-                torch.rand(INIT_BLOCK, generator=generator, dtype=torch.float64, out=row)
+                draw(INIT_BLOCK, generator=generator, dtype=torch.float64, out=row)
             else:  # the last block draws whole rows too, so a network's draws do not depend on N
-                draws = torch.rand(INIT_BLOCK, generator=generator, dtype=torch.float64)
-                row.copy_(draws[:width])
+                row.copy_(draw(INIT_BLOCK, generator=generator, dtype=torch.float64)[:width])
     if init == "uniform":
-        bound = torch.full((PARAMETERS,), init_range, dtype=torch.float64)
-    else:  # nn.Linear: kaiming_uniform_(a=sqrt(5)) and its bias rule both give 1/sqrt(fan_in)
-        first_layer = HIDDEN * INPUTS + HIDDEN
-        bound = torch.cat(
-            [
-                torch.full((first_layer,), 1 / math.sqrt(INPUTS), dtype=torch.float64),
-                torch.full((PARAMETERS - first_layer,), 1 / math.sqrt(HIDDEN), dtype=torch.float64),
-            ]
-        )
-    return theta.mul_(2).sub_(1).mul_(bound[:, None])
+        return theta.mul_(2).sub_(1).mul_(init_range)
+    # torch (nn.Linear's kaiming_uniform_(a=sqrt(5)) and bias rule) and gaussian (LeCun normal)
+    # both scale each layer by 1/sqrt(fan_in): as U(-s, s) and as N(0, s^2).
+    first_layer = HIDDEN * INPUTS + HIDDEN
+    scale = torch.cat(
+        [
+            torch.full((first_layer,), 1 / math.sqrt(INPUTS), dtype=torch.float64),
+            torch.full((PARAMETERS - first_layer,), 1 / math.sqrt(HIDDEN), dtype=torch.float64),
+        ]
+    )
+    if init == "torch":
+        theta.mul_(2).sub_(1)
+    return theta.mul_(scale[:, None])
 
 
 # -- the simulation -------------------------------------------------------------------------
