@@ -68,6 +68,16 @@ def test_data_root_falls_back_to_the_environment(data_dir: Path, monkeypatch) ->
     assert len(load_split("mnist", "test")) == 10000
 
 
+def test_an_unwritable_cache_is_one_warning_line(data_dir, tmp_path, monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MNISTLAB_CACHE", os.fspath(tmp_path / "a-file" / "cache"))
+    assert len(load_split("mnist", "test", data_dir)) == 10000
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("warning: cannot write the decoded-data cache")
+    assert "MNISTLAB_CACHE" in lines[0]
+
+
 def test_unknown_dataset_is_refused() -> None:
     with pytest.raises(UsageError, match="unknown dataset 'cifar'"):
         load_split("cifar", "train")

@@ -13,16 +13,19 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import psutil
 import pytest
 from toy import TOY, TOY_CHECKPOINTED, ToyConfig, train_toy
 
 from mnistlab.cli import UsageError
 from mnistlab.entry import Terminated, guarded_main
+from mnistlab.resources import check_memory
 from mnistlab.run import Run
-from mnistlab.run_folder import complete_checkpoints
+from mnistlab.run_folder import RunFolder, complete_checkpoints
 from mnistlab.study import Study
-from mnistlab.testing import cpu_ddp_launch, run_cli, smoke
+from mnistlab.testing import assert_one_line_refusal, cpu_ddp_launch, run_cli, smoke
 
 
 @pytest.fixture(params=[False, True], ids=["toy", "toy-checkpointed"])
@@ -182,13 +185,98 @@ def test_a_failed_resume_changes_nothing(make_config, tmp_path: Path, capsys) ->
     assert folder_bytes(run_dir) == before
 
 
-def test_resuming_a_finished_run_keeps_its_summary(tmp_path: Path) -> None:
+def folder_state(folder: Path) -> dict[Path, tuple[bytes, int]]:
+    """Every file's bytes and modification time: what "unchanged" means."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+
+
+def test_resuming_a_finished_run_changes_none_of_its_files(tmp_path: Path) -> None:
     train_toy(config(tmp_path, run_name="a", epochs=2))
     run_dir = tmp_path / "toy" / "a"
-    before = folder_bytes(run_dir)
-    train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))
-    after = folder_bytes(run_dir)
-    assert after[run_dir / "summary.json"] == before[run_dir / "summary.json"]
+    before = folder_state(run_dir)
+    summary = train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))
+    assert folder_state(run_dir) == before  # config.json too (its `resume` is not rewritten)
+    assert summary == json.loads((run_dir / "summary.json").read_text())
+
+
+def test_a_checkpoint_missing_a_file_is_refused_naming_the_intact_one(tmp_path, capsys):
+    train_toy(config(tmp_path, run_name="a", epochs=2))
+    run_dir = tmp_path / "toy" / "a"
+    (run_dir / "checkpoints" / "epoch-0002" / "random_states_0.pkl").unlink()
+    before = folder_state(run_dir)
+    code, err = run_guarded(capsys, config(tmp_path, epochs=3, resume=str(run_dir)))
+    assert_one_line_refusal(code, err)
+    assert "random_states_0.pkl is missing" in err
+    assert f"--resume {run_dir / 'checkpoints' / 'epoch-0001'}" in err
+    assert folder_state(run_dir) == before
+
+
+def test_unfinished_checkpoints_never_count_even_with_a_loop_json(tmp_path: Path) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+    partial = run_dir / "checkpoints" / "epoch-0002.partial"
+    shutil.copytree(run_dir / "checkpoints" / "epoch-0001", partial)  # loop.json included
+    assert [c.name for c in complete_checkpoints(run_dir)] == ["epoch-0001"]
+    with pytest.raises(UsageError, match="no finished checkpoint there"):
+        train_toy(config(tmp_path, epochs=2, resume=str(partial)))
+
+
+def test_a_checkpoint_records_every_file_and_what_it_was_trained_with(tmp_path: Path) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    checkpoint = tmp_path / "toy" / "a" / "checkpoints" / "epoch-0001"
+    record = json.loads((checkpoint / "loop.json").read_text())
+    written = {p.name: p.stat().st_size for p in checkpoint.iterdir() if p.name != "loop.json"}
+    assert record["files"] == written and "random_states_0.pkl" in written
+    assert record["world_size"] == 1 and record["state"]["epoch"] == 1
+    assert record["trained_with"]["lr"] == 0.1 and "epochs" not in record["trained_with"]
+
+
+def test_an_edited_config_json_is_refused_on_resume(tmp_path: Path, capsys) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+    saved = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**saved, "lr": 0.5}))
+    before = folder_state(run_dir)
+    args = ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)]
+    code, _, err = run_cli(TOY, args, capsys)
+    assert_one_line_refusal(code, err)
+    assert "was edited" in err and "lr 0.5" in err and "trained with lr 0.1" in err
+    assert folder_state(run_dir) == before
+
+
+def test_resuming_on_another_number_of_processes_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Run, "world_size", property(lambda run: 2))  # as if saved by 2 ranks
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    monkeypatch.undo()
+    run_dir = tmp_path / "toy" / "a"
+    before = folder_state(run_dir)
+    code, err = run_guarded(capsys, config(tmp_path, epochs=2, resume=str(run_dir)))
+    assert_one_line_refusal(code, err)
+    assert "saved by 2 process(es), this run has 1" in err
+    assert folder_state(run_dir) == before
+
+
+def test_fp16_on_the_cpu_is_refused(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    args = smoke(TOY, tmp_path, "a", "--mixed-precision", "fp16")
+    code, _, err = run_cli(TOY, args, capsys)
+    assert_one_line_refusal(code, err)
+    assert "--mixed-precision bf16 or no" in err
+    assert not (tmp_path / "toy").exists()
+
+
+def test_a_size_line_shows_which_size_is_larger(tmp_path: Path, monkeypatch) -> None:
+    free = int(1.01 * 2**20)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(0, 0, free))
+    error = RunFolder(tmp_path).disk_error(
+        tmp_path / "x", OSError(errno.ENOSPC, "No space left on device"), int(1.04 * 2**20)
+    )
+    assert "it needs about 1.04 MiB, 1.01 MiB free" in str(error)
+    available = int(1.01 * 2**30)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=available))
+    with pytest.raises(UsageError, match="needs about 1.04 GiB but 1.01 GiB is available"):
+        check_memory(1.04 * 2**30, "--batch-size 9", "lower --batch-size")
 
 
 def test_a_resumed_run_does_not_duplicate_metrics_lines(tmp_path: Path) -> None:
@@ -297,6 +385,28 @@ def test_the_epoch_hook_stops_training_for_good(tmp_path: Path) -> None:
     assert summary["epochs"] == 2
     resumed = train_toy(config(tmp_path, epochs=6, resume=str(tmp_path / "toy" / "a")))
     assert resumed["epochs"] == 2 and resumed["fingerprint"] == summary["fingerprint"]
+
+
+@pytest.mark.slow
+def test_a_ddp_checkpoint_holds_every_rank_and_is_not_resumed_on_one(tmp_path, capsys) -> None:
+    command = [
+        *cpu_ddp_launch(29521),
+        str(Path(__file__).with_name("toy.py")),
+        *["--epochs", "1", "--run-name", "a", "--tracker", "none", "--out-dir", str(tmp_path)],
+    ]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "toy" / "a"
+    record = json.loads((run_dir / "checkpoints" / "epoch-0001" / "loop.json").read_text())
+    assert record["world_size"] == 2
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= set(record["files"])
+    before = folder_state(run_dir)
+    args = ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)]
+    code, _, err = run_cli(TOY, args, capsys)
+    assert_one_line_refusal(code, err)
+    assert "saved by 2 process(es), this run has 1" in err
+    assert folder_state(run_dir) == before
 
 
 def test_a_silent_ddp_rank_ends_the_run_after_the_timeout(tmp_path: Path) -> None:

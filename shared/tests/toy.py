@@ -97,3 +97,6 @@ TOY = Study(ToyConfig, train_toy, DESCRIPTION, reproduce=reproduce)
 TOY_CHECKPOINTED = Study(
     ToyConfig, train_toy, DESCRIPTION, reproduce=reproduce, smoke_args=("--checkpointed",)
 )
+
+if __name__ == "__main__":  # `accelerate launch toy.py FLAGS` (the DDP test of test_runtime.py)
+    TOY.main()

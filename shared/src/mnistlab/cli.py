@@ -30,6 +30,17 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
+def two_sizes(first: float, second: float, unit: str = "MiB") -> tuple[str, str]:
+    """Two byte counts in `unit` (MiB or GiB), with as many decimals as it takes to tell them
+    apart (a "needs 1 MiB, 1 MiB free" line would not say why it failed)."""
+    scale = 2**20 if unit == "MiB" else 2**30
+    for decimals in range(1, 4):
+        shown = f"{first / scale:.{decimals}f} {unit}", f"{second / scale:.{decimals}f} {unit}"
+        if shown[0] != shown[1]:
+            return shown
+    return f"{first:,.0f} bytes", f"{second:,.0f} bytes"
+
+
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(USAGE_EXIT_CODE)

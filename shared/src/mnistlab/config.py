@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, get_args, get_type_hints
@@ -47,7 +51,7 @@ class RunConfig:
     tracker: Literal["wandb", "none"] = "wandb"
     """Experiment tracker. wandb runs offline when no wandb login exists; it never blocks a run."""
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    """Autocast precision (Accelerate); 'no' is exact fp32."""
+    """Autocast precision (Accelerate); 'no' is exact fp32; fp16 needs a GPU."""
     data_dir: Path | None = None
     """Dataset root (default: $MNISTLAB_DATA, else the user cache); raw .gz files are enough."""
     ddp_timeout: int = 600
@@ -95,3 +99,41 @@ def to_jsonable(config: object) -> dict:
         return value
 
     return {f.name: convert(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def train_command(config: RunConfig) -> str:
+    """The `uv run --package STUDY train ...` that computes `config`: every field that differs
+    from the study's defaults, as a flag. Recorded for runs a reproduction starts in-process."""
+    default = to_jsonable(type(config)())
+    args = ["uv", "run", "--package", type(config).study, "train"]
+    for name, value in to_jsonable(config).items():
+        if name == "resume" or value == default[name]:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, list):
+            args += [flag, *map(str, value)]
+        else:
+            args += [flag, str(value)]
+    return shlex.join(args)
+
+
+_in_process: contextvars.ContextVar[bool] = contextvars.ContextVar("in_process", default=False)
+
+
+@contextlib.contextmanager
+def started_in_process() -> Iterator[None]:
+    """Runs started inside this block (by a reproduction, not the study's command line) record
+    `train_command` as their command."""
+    token = _in_process.set(True)
+    try:
+        yield
+    finally:
+        _in_process.reset(token)
+
+
+def launched_command(config: RunConfig, argv: list[str]) -> str:
+    """The command a run's summary records: the one typed, or for an in-process run the train
+    command that computes the same thing."""
+    return train_command(config) if _in_process.get() else shlex.join(argv)

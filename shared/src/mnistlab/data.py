@@ -8,9 +8,11 @@ cached in the user cache, keyed by the MD5 of the source file.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import torch
 from torchvision import datasets as tv_datasets
 from torchvision.datasets.utils import download_url
 
-from mnistlab.cli import UsageError
+from mnistlab.cli import UsageError, first_line
 
 DATA_ENV = "MNISTLAB_DATA"
 CACHE_ENV = "MNISTLAB_CACHE"
@@ -171,14 +173,22 @@ def load_split(name: str, split: str, data_dir: Path | None = None) -> Split:
 
 
 def _write_cache(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Best effort: a cache that cannot be written only costs decode time next run."""
+    """Best effort: a cache that cannot be written only costs decode time next run, which the
+    warning says."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
         torch.save(tensors, partial)
         os.replace(partial, path)
-    except OSError:
-        pass
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        print(
+            f"warning: cannot write the decoded-data cache {path.parent} ({first_line(exc)}); "
+            f"the data is decoded again on every run; set ${CACHE_ENV} to a writable folder",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def carve_validation(train: Split, size: int, seed: int) -> tuple[Split, Split]:

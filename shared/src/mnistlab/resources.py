@@ -5,7 +5,7 @@ from __future__ import annotations
 import psutil
 import torch
 
-from mnistlab.cli import UsageError
+from mnistlab.cli import UsageError, two_sizes
 
 
 def check_memory(
@@ -17,7 +17,5 @@ def check_memory(
     else:
         available = psutil.virtual_memory().available
     if needed_bytes > available:
-        raise UsageError(
-            f"{what} needs about {needed_bytes / 2**30:.1f} GiB but {available / 2**30:.1f} GiB "
-            f"is available; {fix}"
-        )
+        need, have = two_sizes(needed_bytes, available, "GiB")
+        raise UsageError(f"{what} needs about {need} but {have} is available; {fix}")

@@ -15,7 +15,6 @@ import hashlib
 import json
 import netrc
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -40,10 +39,17 @@ from tqdm.auto import tqdm
 
 from mnistlab.batches import Batches, derive_seed
 from mnistlab.cli import UsageError, first_line
-from mnistlab.config import RunConfig, to_jsonable
+from mnistlab.config import RunConfig, launched_command, to_jsonable
 from mnistlab.entry import Abandoned
 from mnistlab.loop import LoopState
-from mnistlab.run_folder import CONFIG, LOOP_STATE, SUMMARY, RunFolder
+from mnistlab.run_folder import (
+    CONFIG,
+    SUMMARY,
+    RunFolder,
+    checkpoint_record,
+    resume_instead,
+    training_fields,
+)
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -93,6 +99,11 @@ class Run:
         # Accelerate keeps one state per process, fixed by its first Accelerator (mixed
         # precision included); a process may run several runs, e.g. a reproduction.
         AcceleratorState._reset_state(reset_partial_state=True)
+        if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+            # Accelerate would accept it and compute in fp32, and the run would say fp16.
+            raise UsageError(
+                "--mixed-precision fp16 needs a GPU; on the CPU pass --mixed-precision bf16 or no"
+            )
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(),
             mixed_precision=config.mixed_precision,
@@ -106,9 +117,10 @@ class Run:
         )
         self.state = LoopState()
         self.prepared = False
+        self._writing = False  # config.json recorded, tracker started (see `_start_writing`)
         self.closed = False
         self._resumed_step = 0
-        self.folder: RunFolder = self._on_main(lambda: RunFolder.pick(config))
+        self.folder: RunFolder = self._on_main(lambda: RunFolder.pick(config, self.world_size))
         self.seed_everything()
         self.print(f"{self.study}: run folder {self.run_dir}")
         self.print(json.dumps(to_jsonable(config), indent=1))
@@ -181,7 +193,8 @@ class Run:
     def prepare(self, *objects: Any, checkpointed: Sequence[Any] = ()) -> Any:
         """Call once data and model are built: prepares models/optimizers/schedulers for the
         device and processes, seeds per-rank noise, restores the --resume checkpoint, and only
-        then writes the run folder and starts the tracker. Returns the prepared objects
+        then writes the run folder and starts the tracker (a resumed run: once it writes
+        anything, see `_start_writing`). Returns the prepared objects
         (one object alone, like `Accelerator.prepare`). `checkpointed`: further objects with
         `state_dict`/`load_state_dict` saved in every checkpoint and restored on --resume, left
         as they are otherwise (e.g. a convergence monitor, members that are not DDP-wrapped);
@@ -198,11 +211,22 @@ class Run:
         self._on_main(self.folder.open)
         self.prepared = True
         self.restore()
-        if self.is_main and not self.evaluate_only:  # an evaluation leaves the run as it is
-            self.write_json(CONFIG, to_jsonable(self.config))
-            self.folder.forget_metrics_after(self.state.step)
-        self._start_tracker()
+        if self.folder.checkpoint is None:
+            self._start_writing()
         return prepared
+
+    def _start_writing(self) -> None:
+        """Before a run's first write: record its config, drop the metrics lines logged after
+        the resumed checkpoint, start the tracker. A resumed run calls it only when it has
+        something to write, so resuming a finished run changes none of its files; an
+        evaluation never does."""
+        if self._writing or self.evaluate_only:
+            return
+        self._writing = True
+        if self.is_main:
+            self.write_json(CONFIG, to_jsonable(self.config))
+            self.folder.forget_metrics_after(self._resumed_step)
+        self._start_tracker()
 
     def _on_main(self, pick: Callable[[], Any]) -> Any:
         """Run `pick` on the main process; every rank gets its answer or its UsageError."""
@@ -225,7 +249,7 @@ class Run:
     # -- tracking ---------------------------------------------------------------------------
     def _start_tracker(self) -> None:
         """wandb through Accelerate; offline without a login; a failure only disables it."""
-        if self.config.tracker != "wandb" or self.evaluate_only:
+        if self.config.tracker != "wandb":
             return
         if "WANDB_MODE" not in os.environ and not wandb_has_login():
             os.environ["WANDB_MODE"] = "offline"
@@ -255,6 +279,7 @@ class Run:
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Append one line to metrics.jsonl and send it to the tracker (main process)."""
+        self._start_writing()
         if self.is_main:
             self.folder.append_metrics({"step": step, **metrics})
         try:
@@ -265,6 +290,7 @@ class Run:
     # -- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
         """Save model/optimizer/scheduler/RNG state and the loop state for a finished epoch."""
+        self._start_writing()
         partial, final = self.folder.checkpoint_folders(self.state.epoch)
         if self.is_main:
             self.folder.start_checkpoint(partial)
@@ -272,14 +298,13 @@ class Run:
         error = ""
         try:
             self.accelerator.save_state(str(partial))
-            if self.is_main:
-                (partial / LOOP_STATE).write_text(json.dumps(asdict(self.state)))
         # A full disk surfaces as OSError from Python, RuntimeError from torch.save's stream
         # writer and SafetensorError from safetensors: all mean "this checkpoint is not written".
         except Exception as exc:  # noqa: BLE001
             error = f"{type(exc).__name__}: {first_line(exc)}"
             failure = exc
-        # Every rank learns whether any rank failed, so all stop together.
+        # Every rank learns whether any rank failed, so all stop together; past this point every
+        # rank's files are written.
         errors = gather_object([error]) if self.world_size > 1 else [error]
         if any(errors):
             needed = self._checkpoint_bytes()
@@ -287,9 +312,15 @@ class Run:
                 self.folder.discard_checkpoint(partial)
             exc = failure if error else OSError(next(e for e in errors if e))
             raise self.folder.disk_error(partial, exc, needed) from exc
-        if self.is_main:
-            self.folder.complete_checkpoint(partial, final, self._checkpoint_bytes)
-        self.accelerator.wait_for_everyone()
+        record = {
+            "state": asdict(self.state),
+            "world_size": self.world_size,
+            "trained_with": training_fields(self.config),
+        }
+        # The main process records and renames the checkpoint; every rank waits for the answer.
+        self._on_main(
+            lambda: self.folder.complete_checkpoint(partial, final, record, self._checkpoint_bytes)
+        )
         return final
 
     def _checkpoint_bytes(self) -> int:
@@ -316,11 +347,11 @@ class Run:
             return
         try:
             self.accelerator.load_state(str(checkpoint))
-            self.state = LoopState(**json.loads((checkpoint / LOOP_STATE).read_text()))
+            self.state = LoopState(**checkpoint_record(checkpoint)["state"])
         except Exception as exc:
             raise UsageError(
                 f"checkpoint {checkpoint} cannot be loaded ({type(exc).__name__}: "
-                f"{first_line(exc, 120)}); pass an earlier one with --resume PATH"
+                f"{first_line(exc, 120)}); {resume_instead(checkpoint)}"
             ) from exc
         self._resumed_step = self.state.step
         self.print(f"resumed from {checkpoint} (epoch {self.state.epoch})")
@@ -372,13 +403,14 @@ class Run:
             self.state.samples = samples
         if seconds is not None:
             self.state.train_seconds = seconds
+        self._start_writing()
         fingerprint = model_fingerprint(self.accelerator.unwrap_model(model))
         # Every rank's own fingerprint: DDP ranks must end with identical parameters.
         rank_fingerprints = gather_object([fingerprint]) if self.world_size > 1 else [fingerprint]
         summary = {
             "study": self.study,
             "run_dir": str(self.run_dir),
-            "command": shlex.join(getattr(sys, "orig_argv", sys.argv)),
+            "command": launched_command(self.config, getattr(sys, "orig_argv", sys.argv)),
             "git_commit": _git_commit() if self.is_main else None,
             "metrics": metrics,
             "epochs": self.state.epoch,

@@ -5,8 +5,10 @@ A run lives in `<out-dir>/<study>/<run-name>/`:
   metrics.jsonl   one JSON line per logged step / epoch
   summary.json    final metrics, wall time, samples/s, world size, model fingerprint, command
   checkpoints/    `epoch-NNNN/` folders (written by `Run.save_checkpoint`) under a `.partial`
-                  name and renamed when complete, so a crash never leaves a checkpoint that
-                  looks complete
+                  name and renamed when every rank has saved, so a crash never leaves a
+                  checkpoint that looks complete; each one's loop.json holds the loop state,
+                  the world size and training config it was saved with, and the size of every
+                  file in it, so that a damaged or edited run is refused rather than resumed
 
 Plain files and paths only (no Accelerate, no torch): `Run` calls it on the main process.
 """
@@ -21,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mnistlab.cli import UsageError, first_line
+from mnistlab.cli import UsageError, first_line, two_sizes
 from mnistlab.config import RunConfig, to_jsonable
 
 CONFIG = "config.json"
@@ -30,6 +32,16 @@ SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoints"
 LOOP_STATE = "loop.json"
 KEEP_CHECKPOINTS = 2
+PARTIAL = ".partial"
+
+
+def _finished(checkpoint: Path) -> bool:
+    """Renamed from its `.partial` name, which happens only after loop.json is written."""
+    return (
+        checkpoint.name.startswith("epoch-")
+        and not checkpoint.name.endswith(PARTIAL)
+        and (checkpoint / LOOP_STATE).is_file()
+    )
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
@@ -37,26 +49,69 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
     folder = run_dir / CHECKPOINTS
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob("epoch-*") if (p / LOOP_STATE).is_file())
+    return sorted(p for p in folder.glob("epoch-*") if _finished(p))
+
+
+def checkpoint_record(checkpoint: Path) -> dict:
+    """A checkpoint's loop.json: `state` (the `LoopState`), `world_size`, `trained_with` (the
+    config fields that shape training) and `files` (name -> size of what the save wrote)."""
+    return json.loads((checkpoint / LOOP_STATE).read_text())
+
+
+def checkpoint_problem(checkpoint: Path) -> str:
+    """Why `checkpoint` is not as it was saved ('' when it is): a file that any rank wrote is
+    missing or has another size. Loading such a checkpoint may succeed and silently resume
+    with other random states, so it is checked before."""
+    try:
+        files = checkpoint_record(checkpoint)["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its {LOOP_STATE} is unreadable or was written by an older mnistlab"
+    for name, size in files.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} when saved"
+    return ""
+
+
+def resume_instead(checkpoint: Path) -> str:
+    """The fix for a checkpoint that cannot be loaded: the newest intact one before it."""
+    run_dir = run_dir_of(checkpoint)
+    earlier = [
+        c
+        for c in complete_checkpoints(run_dir)
+        if c.name < checkpoint.name and not checkpoint_problem(c)
+    ]
+    if earlier:
+        return f"resume from the intact {earlier[-1].name} with --resume {earlier[-1]}"
+    return f"no intact checkpoint is left: delete {run_dir} and start the run again"
 
 
 def find_checkpoint(study_dir: Path, resume: str) -> Path:
-    """The checkpoint `--resume` names: 'latest', a run folder or a checkpoint folder."""
+    """The checkpoint `--resume` names: 'latest', a run folder or a checkpoint folder; refused
+    when it is not complete (see `checkpoint_problem`)."""
     if resume == "latest":
         candidates = [c for run in study_dir.glob("*") for c in complete_checkpoints(run)]
         if not candidates:
             raise UsageError(f"--resume latest: no finished checkpoint under {study_dir}")
-        return max(candidates, key=lambda c: (c / LOOP_STATE).stat().st_mtime)
-    path = Path(resume)
-    if (path / LOOP_STATE).is_file():
-        return path
-    found = complete_checkpoints(path)
-    if not found:
+        checkpoint = max(candidates, key=lambda c: (c / LOOP_STATE).stat().st_mtime)
+    elif _finished(Path(resume)):
+        checkpoint = Path(resume)
+    else:
+        found = complete_checkpoints(Path(resume))
+        if not found:
+            raise UsageError(
+                f"--resume {resume}: no finished checkpoint there; give a run folder, a "
+                f"checkpoint folder (…/{CHECKPOINTS}/epoch-NNNN) or 'latest'"
+            )
+        checkpoint = found[-1]
+    problem = checkpoint_problem(checkpoint)
+    if problem:
         raise UsageError(
-            f"--resume {resume}: no finished checkpoint there; give a run folder, a "
-            f"checkpoint folder (…/{CHECKPOINTS}/epoch-NNNN) or 'latest'"
+            f"checkpoint {checkpoint} cannot be loaded ({problem}); {resume_instead(checkpoint)}"
         )
-    return found[-1]
+    return checkpoint
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -65,9 +120,15 @@ def run_dir_of(checkpoint: Path) -> Path:
 
 def changed_fields(config: RunConfig, saved: dict) -> list[str]:
     """Fields in which `config` computes something other than the run that saved `saved` (its
-    config.json): every field but the `resumable_fields`, which only say where and how long."""
-    now = to_jsonable(config)
-    return sorted(k for k in now if k not in config.resumable_fields and saved.get(k) != now[k])
+    config.json, or a checkpoint's `trained_with`): every field but the `resumable_fields`,
+    which only say where and how long."""
+    now = training_fields(config)
+    return sorted(k for k in now if saved.get(k) != now[k])
+
+
+def training_fields(config: RunConfig) -> dict:
+    """The config fields that shape what a run computes (all but the `resumable_fields`)."""
+    return {k: v for k, v in to_jsonable(config).items() if k not in config.resumable_fields}
 
 
 class RunFolder:
@@ -83,10 +144,10 @@ class RunFolder:
         self._lock: int | None = None
 
     @classmethod
-    def pick(cls, config: RunConfig) -> RunFolder:
+    def pick(cls, config: RunConfig, world_size: int) -> RunFolder:
         """The folder (and, on --resume, the checkpoint) `config` names, checked: a new run's
-        folder must not exist and be creatable; a resumed one must be writable and computed
-        with the same settings."""
+        folder must not exist and be creatable; a resumed one must be writable, its checkpoint
+        complete and saved by as many processes and with the same settings."""
         study_dir = config.out_dir / type(config).study
         if config.resume is None:
             name = config.run_name or time.strftime("%Y%m%d-%H%M%S") + f"-s{config.seed}"
@@ -106,12 +167,30 @@ class RunFolder:
         path = run_dir_of(checkpoint)
         if not os.access(path, os.W_OK):
             raise UsageError(f"run folder {path} is not writable; copy it somewhere writable")
-        saved = path / CONFIG
-        changed = changed_fields(config, json.loads(saved.read_text())) if saved.is_file() else []
+        record = checkpoint_record(checkpoint)
+        if record["world_size"] != world_size:
+            raise UsageError(
+                f"--resume: {checkpoint} was saved by {record['world_size']} process(es), this "
+                f"run has {world_size}: the data shards, the batches of each step and the random "
+                f"states would change; resume it with {record['world_size']} process(es) or "
+                "start a new run"
+            )
+        trained = record["trained_with"]
+        changed = changed_fields(config, trained)
+        saved_path = path / CONFIG
+        saved = json.loads(saved_path.read_text()) if saved_path.is_file() else trained
+        edited = [k for k in changed if saved.get(k) != trained.get(k)]
+        if edited:  # flags not given take config.json's values (see `parse_run_config`)
+            values = ", ".join(f"{k} {json.dumps(saved.get(k))}" for k in edited)
+            before = ", ".join(f"{k} {json.dumps(trained.get(k))}" for k in edited)
+            raise UsageError(
+                f"--resume: {saved_path} was edited after {checkpoint.name} was saved ({values}; "
+                f"trained with {before}); put those values back or start a new run"
+            )
         if changed:
             raise UsageError(
                 f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ "
-                f"from the run being resumed ({saved}); pass the same values or start "
+                f"from the run being resumed ({saved_path}); pass the same values or start "
                 "a new run"
             )
         return cls(path, checkpoint)
@@ -156,7 +235,7 @@ class RunFolder:
         self.release()
         if not self.opened:
             return ""
-        for partial in (self.path / CHECKPOINTS).glob("*.partial"):
+        for partial in (self.path / CHECKPOINTS).glob("*" + PARTIAL):
             shutil.rmtree(partial, ignore_errors=True)
         kept = complete_checkpoints(self.path)
         if kept:
@@ -170,11 +249,8 @@ class RunFolder:
     def disk_error(self, what: Path, exc: BaseException, needed: int = 0) -> UsageError:
         """One line for a write that failed: why, the space needed and free, what is kept."""
         free = shutil.disk_usage(self.path).free if self.path.exists() else 0
-        space = (
-            f"; it needs about {needed / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free"
-            if needed
-            else ""
-        )
+        need, have = two_sizes(needed, free)
+        space = f"; it needs about {need}, {have} free" if needed else ""
         keep = complete_checkpoints(self.path)
         kept = f"; checkpoint {keep[-1]} is kept (--resume {self.path})" if keep else ""
         reason = getattr(exc, "strerror", None) or first_line(exc)
@@ -183,13 +259,9 @@ class RunFolder:
         )
 
     def _replace(self, path: Path, text: str) -> Path:
-        """Write `path` whole or not at all: under a `.partial` name, then renamed."""
-        partial = path.with_name(path.name + ".partial")
         try:
-            partial.write_text(text)
-            os.replace(partial, path)
+            write_whole(path, text)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             raise self.disk_error(path, exc) from exc
         return path
 
@@ -221,7 +293,7 @@ class RunFolder:
     def checkpoint_folders(self, epoch: int) -> tuple[Path, Path]:
         """(partial, final) folders of epoch `epoch`'s checkpoint."""
         final = self.path / CHECKPOINTS / f"epoch-{epoch:04d}"
-        return final.with_name(final.name + ".partial"), final
+        return final.with_name(final.name + PARTIAL), final
 
     def start_checkpoint(self, partial: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)
@@ -230,10 +302,19 @@ class RunFolder:
     def discard_checkpoint(self, partial: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
-    def complete_checkpoint(self, partial: Path, final: Path, needed: Callable[[], int]) -> None:
-        """Rename a written checkpoint to its final name, then keep only the newest ones.
-        `needed`: about what a checkpoint takes, asked only when the rename fails."""
+    def complete_checkpoint(
+        self, partial: Path, final: Path, record: dict, needed: Callable[[], int]
+    ) -> None:
+        """Once every rank has saved into `partial`: write its loop.json (`record` and the size
+        of each file), rename it to its final name, then keep only the newest ones.
+        `needed`: about what a checkpoint takes, asked only when a write fails."""
+        files = {
+            str(f.relative_to(partial)): f.stat().st_size
+            for f in sorted(partial.rglob("*"))
+            if f.is_file()
+        }
         try:
+            write_whole(partial / LOOP_STATE, json.dumps({**record, "files": files}))
             if final.exists():  # a re-run of this epoch after resuming from an earlier one
                 shutil.rmtree(final)
             os.replace(partial, final)
@@ -249,3 +330,14 @@ class RunFolder:
         if not previous:
             return 0
         return sum(f.stat().st_size for f in previous[-1].rglob("*") if f.is_file())
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: under a `.partial` name, then renamed."""
+    partial = path.with_name(path.name + PARTIAL)
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise

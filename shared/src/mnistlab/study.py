@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.cli import UsageError
-from mnistlab.config import RunConfig
+from mnistlab.config import RunConfig, started_in_process
 from mnistlab.entry import guarded_main, parse_run_config
 from mnistlab.rows import BUDGETS, Budget, Row, Source
 from mnistlab.run_folder import CONFIG, SUMMARY, changed_fields, complete_checkpoints
@@ -106,4 +106,5 @@ def train_or_reuse(train: Callable[[Any], dict[str, Any]], config: RunConfig) ->
         print(f"{run_dir}: no checkpoint, starting it again", flush=True)
         shutil.rmtree(run_dir)
     resume = str(checkpoints[-1]) if checkpoints else None
-    return train(dataclasses.replace(config, resume=resume))
+    with started_in_process():
+        return train(dataclasses.replace(config, resume=resume))
