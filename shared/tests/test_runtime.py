@@ -140,8 +140,14 @@ def folder_bytes(folder: Path) -> dict[Path, bytes]:
 
 def run_guarded(capsys, *args, **kwargs) -> tuple[int, str]:
     """Exit code and stderr of a toy run behind the study command-line guard."""
-    with pytest.raises(SystemExit) as stop:
-        guarded_main(lambda: train_toy(*args, **kwargs))
+    # Python's own Ctrl-C handler, as in a terminal: pytest started as a background job of a
+    # non-interactive shell inherits SIGINT ignored, and the self-sent Ctrl-C would be lost.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            guarded_main(lambda: train_toy(*args, **kwargs))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return stop.value.code, capsys.readouterr().err
 
 
