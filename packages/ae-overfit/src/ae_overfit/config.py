@@ -1,6 +1,6 @@
 """AE-overfit's options. Defaults: the question's autoencoder (encoder 784-256-256, linear
-latent, mirrored decoder, sigmoid output, summed BCE) trained with Adam until the question's
-convergence rule stops it."""
+latent, the question's mirrored decoder, sigmoid output, summed BCE) trained with Adam until the
+question's convergence rule stops it."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ class AEConfig(ClassifierConfig):
     (the question's [784,256,256] is --hidden 256 256)."""
     latent: int = 32
     """Width of the linear latent code."""
+    decoder: Literal["question", "relu-everywhere"] = "question"
+    """question: the question's decoder, whose first layer after the latent has no ReLU (its
+    code adds one only `if i != 0`); relu-everywhere: a ReLU after every mirrored hidden layer
+    (this study's earlier form, kept for the comparison)."""
     loss: Literal["bce", "mse"] = "bce"
     """Training loss, summed over the 784 pixels of each image; BCE and its excess over the
     floor are reported either way."""

@@ -11,26 +11,38 @@ from torch import nn
 PIXELS = 28 * 28
 
 
+Decoder = Literal["question", "relu-everywhere"]
+
+
 class Autoencoder(nn.Module):
-    """784 -> hidden (ReLU each) -> linear latent -> mirrored hidden (ReLU each) -> 784 sigmoid.
+    """784 -> hidden (ReLU each) -> linear latent -> mirrored hidden -> 784 sigmoid.
+
+    decoder "question" (default): the question's `Decoder`, which adds a ReLU only `if i != 0`,
+    so its first layer after the latent is linear and the later mirrored layers have a ReLU:
+    for [784, 256, 256], latent -> 256 (linear), 256 -> 256, ReLU, 256 -> 784, sigmoid.
+    decoder "relu-everywhere": a ReLU after every mirrored hidden layer, that one included.
 
     `forward` returns the output logits; the sigmoid is folded into the BCE (same loss, stable).
     """
 
-    def __init__(self, hidden: tuple[int, ...], latent: int) -> None:
+    def __init__(self, hidden: tuple[int, ...], latent: int, decoder: Decoder = "question") -> None:
         super().__init__()
+        if decoder not in ("question", "relu-everywhere"):
+            raise ValueError(f"decoder must be 'question' or 'relu-everywhere', got {decoder!r}")
         widths = (PIXELS, *hidden)
         encoder: list[nn.Module] = []
         for width_in, width_out in zip(widths, widths[1:], strict=False):
             encoder += [nn.Linear(width_in, width_out), nn.ReLU()]
         encoder.append(nn.Linear(widths[-1], latent))  # linear latent, as in the question
-        decoder: list[nn.Module] = []
+        layers: list[nn.Module] = []
         mirrored = (latent, *reversed(hidden))
-        for width_in, width_out in zip(mirrored, mirrored[1:], strict=False):
-            decoder += [nn.Linear(width_in, width_out), nn.ReLU()]
-        decoder.append(nn.Linear(mirrored[-1], PIXELS))
+        for i, (width_in, width_out) in enumerate(zip(mirrored, mirrored[1:], strict=False)):
+            layers.append(nn.Linear(width_in, width_out))
+            if i != 0 or decoder == "relu-everywhere":
+                layers.append(nn.ReLU())
+        layers.append(nn.Linear(mirrored[-1], PIXELS))
         self.encoder = nn.Sequential(*encoder)
-        self.decoder = nn.Sequential(*decoder)
+        self.decoder = nn.Sequential(*layers)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(pixels.flatten(1)))

@@ -30,5 +30,6 @@ STUDY = Study(
         ("--latent", "0"),
         ("--hidden", "2000000000"),
         ("--converge-tolerance", "1"),
+        ("--decoder", "relu"),
     ),
 )

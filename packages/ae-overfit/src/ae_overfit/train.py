@@ -38,7 +38,7 @@ def train(config: AEConfig) -> dict[str, Any]:
             f"--hidden {list(config.hidden)} --latent {config.latent}",
             "choose smaller --hidden widths or --latent",
         )
-        model = Autoencoder(config.hidden, config.latent)
+        model = Autoencoder(config.hidden, config.latent, config.decoder)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         convergence = Convergence(config.converge_window, config.converge_tolerance)
         model, optimizer = run.prepare(model, optimizer, checkpointed=[convergence])
@@ -49,7 +49,9 @@ def train(config: AEConfig) -> dict[str, Any]:
             return per_image(model(targets), targets).mean()
 
         def converged(epoch: int, train_loss: float, metrics: dict[str, float]) -> bool:
-            return config.converge_tolerance > 0 and convergence.update(train_loss)
+            # Every epoch's average loss is recorded (and checkpointed), rule on or off.
+            stop = convergence.update(train_loss)
+            return config.converge_tolerance > 0 and stop
 
         fit(
             run,
@@ -69,4 +71,6 @@ def train(config: AEConfig) -> dict[str, Any]:
             "converged": float(run.state.stopped),
             "train_samples": float(len(data.train)),
         }
+        if convergence.losses:  # the last full epoch's average training loss (a log's number)
+            metrics["train/loss_last_epoch"] = convergence.losses[-1]
         return run.finish(metrics, model)
