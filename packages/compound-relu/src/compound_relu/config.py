@@ -7,7 +7,14 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from compound_relu.model import Arch, HyperGradient, branch_sizes, matched_width
+from compound_relu.model import (
+    SOURCE_FIRST_CHUNK,
+    SOURCE_FRACTION,
+    Arch,
+    HyperGradient,
+    branch_sizes,
+    matched_width,
+)
 from mnistlab.classify import ClassifierConfig
 from mnistlab.config import require
 
@@ -28,16 +35,18 @@ class CompoundConfig(ClassifierConfig):
     depth: int = 2
     """Hidden layers of the plain reference: the first layer plus depth-1 middle layers
     (compound layers or residual blocks)."""
-    hyper_fraction: float = 0.25
-    """Share of a compound layer's inputs in the hyper branch (step T 1[z >= T/2])."""
-    hypo_fraction: float = 0.25
+    hyper_fraction: float = SOURCE_FRACTION
+    """Share of a compound layer's inputs in the hyper branch (step T 1[z >= T/2]); the
+    source's: 1/8."""
+    hypo_fraction: float = SOURCE_FRACTION
     """Share of a compound layer's inputs in the hypo branch (clamp(z, 0, T/2)); hyper + hypo
-    must stay below 1 (the rest is the linear standard branch)."""
+    must stay below 1 (the rest is the linear standard branch); the source's: 1/8."""
     threshold: float = 1.0
     """T: the hyper step jumps to T at T/2, the hypo clamp saturates at T/2 (source: 1)."""
-    chunk: int = 8
-    """Inputs per hyper/hypo Linear: each chunk has its own Linear and activation (the source
-    used chunks of 2 to 8); 0: one Linear per branch."""
+    chunk: int = SOURCE_FIRST_CHUNK
+    """Inputs per hyper/hypo Linear in the first compound layer, each chunk with its own Linear
+    and activation; every later compound layer halves it, down to 1 (the source: 4, then 2);
+    0: one Linear per branch in every layer."""
     hyper_gradient: HyperGradient = "straight-through"
     """Backward of the hyper step: straight-through (slope of clamp(z, 0, T)), sigmoid (slope
     of T sigmoid(4 (z - T/2) / T)), or zero (the source: its hyper weights never train)."""

@@ -22,6 +22,11 @@ from torch import nn
 HyperGradient = Literal["straight-through", "sigmoid", "zero"]
 Arch = Literal["plain", "compound", "residual"]
 HYPER_GRADIENTS: tuple[HyperGradient, ...] = get_args(HyperGradient)
+# The source's sizing (model/shallownet.py): its compound layer i = 1, 2 took
+# [2^(3-i)] * 2^(4-i) hyper inputs and as many hypo ones, i.e. 32 of 256 (1/8) in chunks of 4,
+# then 8 of 64 (1/8) in chunks of 2.
+SOURCE_FRACTION = 0.125
+SOURCE_FIRST_CHUNK = 4
 
 
 class _SurrogateStep(torch.autograd.Function):
@@ -66,6 +71,13 @@ def branch_sizes(in_features: int, hyper_fraction: float, hypo_fraction: float) 
     return [hyper, hypo, in_features - hyper - hypo]
 
 
+def layer_chunk(first_chunk: int, middle_layer: int) -> int:
+    """The chunk of the middle layer at index `middle_layer` (0 for the first compound layer):
+    halved at each layer as in the source (4, 2, 1), never below 1; 0 stays one Linear per
+    branch."""
+    return first_chunk and max(first_chunk >> middle_layer, 1)
+
+
 def chunk_sizes(inputs: int, chunk: int) -> list[int]:
     """Near-equal chunks of at most `chunk` inputs (0: the whole slice is one chunk)."""
     if inputs == 0:
@@ -79,10 +91,10 @@ class DendricLinear(nn.Module):
         self,
         in_features: int,
         out_features: int,
-        hyper_fraction: float = 0.25,
-        hypo_fraction: float = 0.25,
+        hyper_fraction: float = SOURCE_FRACTION,
+        hypo_fraction: float = SOURCE_FRACTION,
         threshold: float = 1.0,
-        chunk: int = 8,
+        chunk: int = SOURCE_FIRST_CHUNK,
         hyper_gradient: HyperGradient = "straight-through",
     ) -> None:
         super().__init__()
@@ -215,15 +227,17 @@ class MLP(nn.Module):
         super().__init__()
         self.arch = arch
         self.stem = nn.Linear(in_features, width)
+        first_chunk = dendric.pop("chunk", SOURCE_FIRST_CHUNK)
 
-        def middle() -> nn.Module:
+        def middle(index: int) -> nn.Module:
             if arch == "plain":
                 return nn.Sequential(nn.Linear(width, width), nn.ReLU())
             if arch == "compound":
-                return DendricLinear(width, width, **dendric)  # type: ignore[arg-type]
+                chunk = layer_chunk(first_chunk, index)  # type: ignore[arg-type]
+                return DendricLinear(width, width, chunk=chunk, **dendric)  # type: ignore[arg-type]
             return ResidualBlock(width)
 
-        self.middle = nn.Sequential(*(middle() for _ in range(depth - 1)))
+        self.middle = nn.Sequential(*(middle(index) for index in range(depth - 1)))
         self.head = nn.Linear(width, classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -236,19 +250,21 @@ def mlp_parameters(
     depth: int,
     in_features: int,
     classes: int,
-    hyper_fraction: float = 0.25,
-    hypo_fraction: float = 0.25,
-    chunk: int = 8,
+    hyper_fraction: float = SOURCE_FRACTION,
+    hypo_fraction: float = SOURCE_FRACTION,
+    chunk: int = SOURCE_FIRST_CHUNK,
 ) -> int:
-    """`MLP`'s parameter count in closed form (the width solver tries thousands of widths)."""
+    """`MLP`'s parameter count in closed form (the width solver tries thousands of widths);
+    `chunk` is the first compound layer's, halved at each later one."""
     outer = (in_features + 1) * width + (width + 1) * classes
     if arch == "plain":
-        middle = (width + 1) * width
-    elif arch == "residual":
-        middle = 2 * (width + 1) * width
-    else:
-        middle = dendric_parameters(width, width, hyper_fraction, hypo_fraction, chunk)
-    return outer + (depth - 1) * middle
+        return outer + (depth - 1) * (width + 1) * width
+    if arch == "residual":
+        return outer + (depth - 1) * 2 * (width + 1) * width
+    return outer + sum(
+        dendric_parameters(width, width, hyper_fraction, hypo_fraction, layer_chunk(chunk, index))
+        for index in range(depth - 1)
+    )
 
 
 def matched_width(

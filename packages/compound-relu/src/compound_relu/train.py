@@ -1,17 +1,16 @@
 """`uv run --package compound-relu train`: one MLP (plain, compound or residual) at the plain
-MLP's parameter count; a compound run also measures how exactly its layers are residual blocks."""
+MLP's parameter count."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from compound_relu.config import IN_FEATURES, CompoundConfig
-from compound_relu.model import MLP, DendricLinear, mlp_parameters, residual_form
-from mnistlab.classify import PerSample, classification_metrics, mnist_sources, prefixed
+from compound_relu.model import MLP, mlp_parameters
+from mnistlab.classify import classification_metrics, mnist_sources, prefixed
 from mnistlab.loop import fit
 from mnistlab.resources import check_memory
 from mnistlab.run import Run
@@ -20,9 +19,6 @@ DESCRIPTION = (
     "Compound ReLU (DendricLinear: hyper step, hypo clamp and linear branches, summed, then "
     "ReLU) vs plain and residual MLPs at equal parameter count."
 )
-STEEPNESSES = (1e2, 1e4, 1e6)
-"""Ramp steepness s of the residual rewrite of the hyper step (the jump is exact as s -> inf)."""
-MISMATCH_TOLERANCE = 1e-6
 
 
 def build_model(config: CompoundConfig, classes: int) -> MLP:
@@ -42,34 +38,6 @@ def build_model(config: CompoundConfig, classes: int) -> MLP:
         "hyper_gradient": config.hyper_gradient,
     }
     return MLP(config.arch, width, config.depth, IN_FEATURES, classes, **dendric)
-
-
-def residual_form_mismatch(model: torch.nn.Module) -> PerSample:
-    """Per sample: the share of compound-layer outputs on which the layer and its residual
-    rewrite (`residual_form`, float64) differ by more than MISMATCH_TOLERANCE, per steepness."""
-    layers = [m for m in model.modules() if isinstance(m, DendricLinear)]
-    exact = [copy.deepcopy(layer).double() for layer in layers]
-    rewrites = {s: [residual_form(layer, s) for layer in exact] for s in STEEPNESSES}
-
-    def per_sample(images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        inputs: list[torch.Tensor] = []
-        hooks = [
-            layer.register_forward_pre_hook(lambda _, args: inputs.append(args[0].double()))
-            for layer in layers
-        ]
-        model(images)
-        for hook in hooks:
-            hook.remove()
-        results = {}
-        for steepness, forms in rewrites.items():
-            differs = [
-                (layer(x) - form(x)).abs() > MISMATCH_TOLERANCE
-                for layer, form, x in zip(exact, forms, inputs, strict=True)
-            ]
-            results[f"rewrite_mismatch/s{steepness:.0e}"] = torch.cat(differs, 1).double().mean(1)
-        return results
-
-    return per_sample
 
 
 def train(config: CompoundConfig) -> dict[str, Any]:
@@ -96,8 +64,6 @@ def train(config: CompoundConfig) -> dict[str, Any]:
         )
         model.eval()
         metrics = prefixed("test", run.evaluate(data.test, classification_metrics(model)))
-        if config.arch == "compound":
-            metrics |= prefixed("test", run.evaluate(data.test, residual_form_mismatch(model)))
         unwrapped = run.accelerator.unwrap_model(model)
         metrics["model/width"] = unwrapped.stem.out_features
         metrics["model/parameters"] = sum(p.numel() for p in unwrapped.parameters())
