@@ -1,6 +1,6 @@
 """Members are a function of (seed, kind, index): same specs, same weights, same first losses;
-only depths that fit are drawn; the CNN keeps its max-norm; the vote's tie rule and dead
-members."""
+only depths that fit are drawn; the CNN keeps its max-norm; LSTMs start as Keras's; the
+vote's tie rule and dead members."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rmdl.config import RmdlConfig
-from rmdl.ensemble import alive_members, majority_vote, vote
+from rmdl.ensemble import alive_members, majority_vote, vote, voters
 from rmdl.members import POOLS_THAT_FIT, build_member, draw_specs, make_optimizer
 from rmdl.reproduce import mix, subset
 
@@ -82,13 +82,54 @@ def test_cnn_output_keeps_max_norm_3_after_a_step() -> None:
     assert member.out.weight.norm(dim=1).max() <= 3.0 + 1e-5
 
 
-def test_majority_vote_tie_goes_to_the_earliest_member() -> None:
-    # members x samples: sample 0 ties 3/5 (member 0 says 3), sample 1 ties 5/3 (member 0
-    # says 5), sample 2 has a majority for 7 although member 0 says 1, sample 3 a 3-way tie
-    labels = torch.tensor([[3, 5, 1, 9], [5, 3, 7, 8], [5, 3, 7, 7], [3, 5, 2, 8]])
-    assert majority_vote(labels, 10).tolist() == [3, 5, 7, 8]
-    assert majority_vote(labels[[3, 2, 1, 0]], 10).tolist() == [3, 5, 7, 8]
-    assert majority_vote(torch.tensor([[4, 2], [2, 4]]), 10).tolist() == [4, 2]
+def member_probabilities(*members: list[dict[int, float]]) -> torch.Tensor:
+    """[members, samples, 10] from each member's {label: probability} per sample."""
+    out = torch.zeros(len(members), len(members[0]), 10)
+    for m, samples in enumerate(members):
+        for s, probs in enumerate(samples):
+            for label, p in probs.items():
+                out[m, s, label] = p
+    return out
+
+
+def test_a_tied_vote_goes_to_the_label_of_highest_mean_probability() -> None:
+    # sample 0: a 1-1 tie of 3 and 5, 5 more probable on average (the source's rule, the
+    # earliest member's label, would give 3); sample 1: both say 7, no tie
+    probabilities = member_probabilities([{3: 0.5, 5: 0.4}, {7: 0.9}], [{5: 0.9, 3: 0.1}, {7: 0.8}])
+    labels, tied = majority_vote(probabilities)
+    assert labels.tolist() == [5, 7] and tied.tolist() == [True, False]
+    assert majority_vote(probabilities[[1, 0]])[0].tolist() == [5, 7]  # order does not matter
+
+
+def test_the_majority_beats_a_confident_minority() -> None:
+    probabilities = member_probabilities([{1: 0.99}], [{2: 0.51, 1: 0.49}], [{2: 0.51, 1: 0.49}])
+    votes = vote(probabilities, torch.ones(3, dtype=torch.bool))
+    assert votes["vote"].tolist() == [2] and votes["average"].tolist() == [1]
+    assert votes["tied"].tolist() == [False]
+
+
+def test_a_member_that_cannot_learn_is_left_out_and_the_vote_changes() -> None:
+    # member 0 stayed at chance on validation and says 7; without it members 1 and 2 tie, and
+    # the tie goes to 3 (mean probability 0.525 against 0.475)
+    probabilities = member_probabilities([{7: 0.9}], [{3: 0.6, 7: 0.4}], [{7: 0.55, 3: 0.45}])
+    alive = voters(torch.tensor([0.11, 0.9, 0.8]), dead_below=0.2)
+    assert alive.tolist() == [False, True, True]
+    assert vote(probabilities, alive)["vote"].tolist() == [3]
+    assert vote(probabilities, torch.ones(3, dtype=torch.bool))["vote"].tolist() == [7]
+
+
+def test_lstm_members_start_from_kerass_initialisation() -> None:
+    spec = next(s for s in draw_specs(RmdlConfig(**SMALL), 10) if s.kind == "rnn")
+    member = build_member(spec)
+    for lstm in (member.rows, member.image):
+        units = lstm.hidden_size
+        forget = torch.zeros(4 * units)
+        forget[units : 2 * units] = 1.0
+        assert torch.equal(lstm.bias_ih_l0, forget) and not lstm.bias_hh_l0.any()
+        recurrent = lstm.weight_hh_l0  # [4 units, units]: orthonormal columns
+        torch.testing.assert_close(recurrent.T @ recurrent, torch.eye(units))
+        bound = (6 / (lstm.input_size + 4 * units)) ** 0.5  # Glorot-uniform
+        assert lstm.weight_ih_l0.abs().max() <= bound
 
 
 def test_a_dead_member_does_not_vote() -> None:

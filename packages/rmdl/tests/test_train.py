@@ -16,9 +16,11 @@ from PIL import Image
 
 from mnistlab.data import load_split
 from mnistlab.testing import cpu_ddp_launch
+from rmdl.config import RmdlConfig
 from rmdl.ensemble import ENSEMBLE_DIR, PREDICTIONS_FILE, load_member, vote, voters
 from rmdl.predict import PredictConfig, member_probabilities, predict
 from rmdl.study import STUDY
+from rmdl.train import train
 
 SMALL = [
     "--members",
@@ -73,7 +75,7 @@ def train_cli(launcher: list[str], out_dir: Path, name: str, data_dir: Path) -> 
 
 @pytest.fixture(scope="module")
 def one_process(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """2 epochs of 4096 samples: two DNNs, a CNN and an RNN (which stays dead this short)."""
+    """2 epochs of 4096 samples: two DNNs, a CNN and an RNN."""
     return train_cli([sys.executable], tmp_path_factory.mktemp("runs"), "one", data_dir)
 
 
@@ -84,9 +86,8 @@ def test_small_ensemble_learns_and_reports_both_votes(one_process: dict) -> None
     assert metrics["test/vote/acc1"] >= metrics["test/best_member/acc1"] - 0.01
     index = json.loads((Path(one_process["run_dir"]) / ENSEMBLE_DIR / "ensemble.json").read_text())
     assert [row["name"] for row in index["members"]] == ["dnn-0", "dnn-1", "cnn-0", "rnn-0"]
-    dead = [row["dead"] for row in index["members"]]
-    assert dead == [row["val_acc1"] <= index["dead_below"] for row in index["members"]]
-    assert metrics["dead_members"] == sum(dead)
+    assert metrics["dead_members"] == sum(row["dead"] for row in index["members"])
+    assert 0 <= metrics["test/vote/ties_percent"] <= 100 * 2 / 4  # a tie needs two 2-2 splits
 
 
 def test_members_rebuilt_from_their_specs_give_the_saved_predictions(one_process, data_dir):
@@ -120,6 +121,27 @@ def test_predict_classifies_the_test_split_and_pngs(one_process, data_dir, tmp_p
     assert torch.equal(result["vote"], expected["vote"][:5])
     assert torch.equal(result["members"], saved["test_probabilities"][:, :5].argmax(dim=2))
     assert len(capsys.readouterr().out.splitlines()) == 1 + 5
+
+
+def test_a_small_lstm_member_learns_mnist_in_a_short_run(data_dir: Path, tmp_path: Path):
+    """2 epochs of 2,048 images: with torch's default LSTM init this member stayed at chance
+    (11.3% test accuracy); with Keras's it reached 42.8%."""
+    config = RmdlConfig(
+        members="0,0,1",
+        rnn_units=(16, 16),
+        optimizers=("rmsprop",),
+        lr=3.0,
+        train_samples=2048,
+        val_size=512,
+        epochs=2,
+        batch_size=32,
+        tracker="none",
+        data_dir=data_dir,
+        out_dir=tmp_path,
+    )
+    summary = train(config)
+    assert summary["metrics"]["test/vote/acc1"] >= 0.3  # chance is 0.1
+    assert summary["metrics"]["dead_members"] == 0
 
 
 @pytest.mark.slow

@@ -41,14 +41,17 @@ class Ensemble(nn.Module):
             self.best_epoch[index] = epoch
 
 
-def majority_vote(labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """Hard vote over members' labels [members, samples]. A tie goes to the tied label voted by
-    the earliest member, as the source's `Counter(votes).most_common()[0]` does."""
+def majority_vote(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard vote over members' labels, from their probabilities [members, samples, classes].
+    A tie goes to the tied label with the highest mean probability over the members (the
+    source's `Counter(votes).most_common()[0]` gives it to the earliest member's label, so a
+    member's position decided a tie). Returns the labels and which samples were tied."""
+    classes = probabilities.shape[2]
+    labels = probabilities.argmax(dim=2)  # [members, samples]
     counts = nn.functional.one_hot(labels.T, classes).sum(dim=1)  # [samples, classes]
     tied = counts == counts.max(dim=1, keepdim=True).values
-    votes_tied_label = tied.gather(1, labels.T)  # [samples, members]
-    first = votes_tied_label.int().argmax(dim=1)  # argmax returns the first maximum
-    return labels.T.gather(1, first[:, None]).squeeze(1)
+    mean = probabilities.mean(dim=0).nan_to_num(nan=-1.0)
+    return torch.where(tied, mean, -2.0).argmax(dim=1), tied.sum(dim=1) > 1
 
 
 def average_vote(probabilities: torch.Tensor) -> torch.Tensor:
@@ -69,9 +72,15 @@ def voters(best_val_acc: torch.Tensor, dead_below: float) -> torch.Tensor:
 
 
 def vote(probabilities: torch.Tensor, alive: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Both votes of the alive members."""
+    """Both votes of the alive members, and which samples tied the majority vote."""
     kept = probabilities[alive]
-    return {"vote": majority_vote(kept.argmax(dim=2), kept.shape[2]), "average": average_vote(kept)}
+    majority, tied = majority_vote(kept)
+    return {"vote": majority, "average": average_vote(kept), "tied": tied}
+
+
+def tie_percent(votes: dict[str, torch.Tensor]) -> float:
+    """Percentage of samples whose majority vote was a tie."""
+    return 100 * votes["tied"].float().mean().item()
 
 
 def save_ensemble(folder: Path, ensemble: Ensemble, index: dict, predictions: dict) -> None:

@@ -193,8 +193,10 @@ class ConvMember(Member):
 
 
 class RecurrentMember(Member):
-    """An LSTM reads each row's pixels; a second LSTM reads the 28 row encodings. (The source's
-    recurrent dropout 0.05 is left out: torch's fused LSTM has none.)"""
+    """An LSTM reads each row's pixels; a second LSTM reads the 28 row encodings, as the
+    source's `TimeDistributed(LSTM)` then `LSTM`. Initialised as Keras's LSTM
+    (`keras_lstm_init`). Differences left: the source's recurrent dropout 0.05 (torch's fused
+    LSTM has none) and Keras 2.2's hard-sigmoid gates (torch's are sigmoid)."""
 
     def __init__(self, spec: MemberSpec) -> None:
         super().__init__(spec)
@@ -218,9 +220,25 @@ MEMBER_CLASSES: dict[Kind, type[Member]] = {
 }
 
 
+@torch.no_grad()
+def keras_lstm_init(lstm: nn.LSTM) -> None:
+    """Keras's LSTM defaults: Glorot-uniform input kernel, orthogonal recurrent kernel, zero
+    bias except 1 on the forget gate (`unit_forget_bias`). With torch's own init (uniform
+    ±1/sqrt(units), forget bias ~0) the members stayed at chance over short runs. Torch keeps
+    two biases whose sum is Keras's one: the forget 1 goes into `bias_ih`. Gate order i, f, g, o."""
+    units = lstm.hidden_size
+    for layer in range(lstm.num_layers):
+        nn.init.xavier_uniform_(getattr(lstm, f"weight_ih_l{layer}"))
+        nn.init.orthogonal_(getattr(lstm, f"weight_hh_l{layer}"))
+        bias_ih, bias_hh = getattr(lstm, f"bias_ih_l{layer}"), getattr(lstm, f"bias_hh_l{layer}")
+        nn.init.zeros_(bias_ih)
+        nn.init.zeros_(bias_hh)
+        bias_ih[units : 2 * units] = 1.0
+
+
 def build_member(spec: MemberSpec) -> Member:
-    """The member `spec` describes, with its initial weights (Keras: Glorot-uniform kernels and
-    zero biases for dense and conv layers; torch's LSTM default)."""
+    """The member `spec` describes, with Keras's initial weights: Glorot-uniform kernels and
+    zero biases for dense and conv layers, `keras_lstm_init` for LSTMs."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.init_seed)
         member = MEMBER_CLASSES[spec.kind](spec)
@@ -228,6 +246,8 @@ def build_member(spec: MemberSpec) -> Member:
             if isinstance(module, nn.Linear | nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LSTM):
+                keras_lstm_init(module)
     return member
 
 

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from mnistlab.cli import UsageError, parse_config
 from mnistlab.data import load_split
 from mnistlab.entry import guarded_main
-from rmdl.ensemble import ENSEMBLE_DIR, INDEX_FILE, load_ensemble, vote, voters
+from rmdl.ensemble import ENSEMBLE_DIR, INDEX_FILE, load_ensemble, tie_percent, vote, voters
 from rmdl.members import IMAGE_SIZE, Member
 
 BATCH = 1000
@@ -108,12 +108,13 @@ def predict(config: PredictConfig) -> dict[str, torch.Tensor]:
         for row in rows:
             print("\t".join(map(str, row)))
     else:
-        for method, predicted in votes.items():
-            error = 100 * (predicted != labels).float().mean().item()
+        for method in ("vote", "average"):
+            error = 100 * (votes[method] != labels).float().mean().item()
             print(
                 f"{index['dataset']} test, {method}: error {error:.2f}% "
                 f"({int(alive.sum())} of {len(members)} members vote)"
             )
+        print(f"majority-vote ties (broken by mean probability): {tie_percent(votes):.2f}%")
     if config.out is not None:
         try:
             with config.out.open("w", newline="") as f:

@@ -12,15 +12,18 @@ checkpoint on the test set; ours are selected on a validation split carved from 
 The paper's 0.51 / 0.41 / 0.21 / 0.18 % (3 / 9 / 15 / 30 members) are at its setting, the
 `full` budget (100 epochs, the code's ranges; a GPU), so `quick` and `cpu` rows are not
 comparable with them. At `full` only the three-CNN rows are the source's setting: our RNN
-members lack Keras's LSTM initialisation and recurrent dropout (issue 20).
+members start as Keras's LSTMs but lack the source's recurrent dropout and hard-sigmoid gates.
 
 Budgets:
 - quick: 9 members of small ranges, 2 epochs on 10k samples, seed 0; minutes on a CPU.
 - cpu: 9 members (3 per kind) with ranges cut for a 2-core CPU (DNN 1-2 layers of 64-256
   units; CNN 3-4 blocks of 8-16 filters, dense 64; RNN 16-32 units; the paper's: 1-7 x
   128-1023, 3-9 x 128-511 and dense 256, 32-127), 3 epochs on the 55k training images, seeds
-  0-2. Estimate ~ESTIMATE min with OMP_NUM_THREADS=1, measured while other work loaded the
-  2 cores: the RNNs dominate (an LSTM over 28 rows of 28 pixels per image).
+  0-2, one run per seed. Estimate 80-90 min with OMP_NUM_THREADS=1 (about 30 min per seed),
+  not timed on an idle machine: the RNNs dominate (an LSTM over 28 rows of 28 pixels per
+  image). A 24-unit LSTM member took ~50 s per epoch of 10,000 images at batch 128 with five
+  other jobs on the 2 cores, i.e. ~140 s per epoch of 55,000 if an idle machine is about twice
+  as fast; 27 RNN member-epochs are then ~63 min, the DNNs and CNNs the rest.
 - full: 10,10,10 members with the code's ranges and 100 epochs, seeds 0-2.
 """
 
@@ -37,7 +40,14 @@ from matplotlib.ticker import FormatStrFormatter
 from mnistlab.stats import paired_differences
 from mnistlab.study import Budget, Row, Source, train_or_reuse
 from rmdl.config import RmdlConfig
-from rmdl.ensemble import ENSEMBLE_DIR, INDEX_FILE, PREDICTIONS_FILE, alive_members, vote
+from rmdl.ensemble import (
+    ENSEMBLE_DIR,
+    INDEX_FILE,
+    PREDICTIONS_FILE,
+    alive_members,
+    tie_percent,
+    vote,
+)
 from rmdl.members import KINDS, Kind
 from rmdl.train import train
 
@@ -113,9 +123,10 @@ def ensemble_errors(
         by_val = int(torch.where(voting, val_acc, -1.0).argmax())
         results[name] = {
             **{
-                method: 100 * (predicted != labels).float().mean().item()
-                for method, predicted in votes.items()
+                method: 100 * (votes[method] != labels).float().mean().item()
+                for method in ("vote", "average")
             },
+            "ties": tie_percent(votes),
             "best_member_by_val": 100 * (1 - test_acc[by_val].item()),
             "best_member_name": names[by_val],
             "best_member_on_test": 100 * (1 - test_acc[voting].max().item()),
@@ -138,14 +149,15 @@ def write_table(
         f"validation split {config.val_size} (checkpoint selection; the paper selected on test). "
         "Ensembles are nested parts of one run per seed (the first members of each kind).",
         "",
-        "| seed | ensemble | dead | vote error % | average error % | best member (val-selected) "
-        "error % | best member on test % | paper % |",
-        "|---|---|---|---|---|---|---|---|",
+        "| seed | ensemble | dead | vote error % | vote ties % | average error % | best member "
+        "(val-selected) error % | best member on test % | paper % |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for seed, results in per_seed.items():
         for name, r in results.items():
             lines.append(
-                f"| {seed} | {name} | {r['dead']} | {r['vote']:.2f} | {r['average']:.2f} "
+                f"| {seed} | {name} | {r['dead']} | {r['vote']:.2f} | {r['ties']:.2f} | "
+                f"{r['average']:.2f} "
                 f"| {r['best_member_by_val']:.2f} ({r['best_member_name']}) | "
                 f"{r['best_member_on_test']:.2f} | {paper_cell(r['members'])} |"
             )
@@ -190,7 +202,7 @@ def plot(folder: Path, per_seed: dict[int, dict]) -> None:
 
 def at_source_setting(budget: Budget, ensemble: str) -> bool:
     """Only `full` is the paper's setting, and only for members built as the source builds
-    them: the three CNNs (our RNNs lack Keras's LSTM init and recurrent dropout)."""
+    them: the three CNNs (our RNNs lack the source's recurrent dropout and hard-sigmoid gates)."""
     return budget == "full" and ensemble == EXAMPLE_MIX
 
 
@@ -200,6 +212,8 @@ def ensemble_rows(
     """Majority vote (against the paper's number for its size), mean probability, best member."""
     members, dead = results[0]["members"], sum(r["dead"] for r in results)
     note += f"; {dead} dead member(s) over the seeds, left out of the votes" if dead else ""
+    ties = sum(r["ties"] for r in results) / len(results)
+    vote_note = f"{note}; {ties:.2f}% of test images tie the vote (broken by mean probability)"
     source = (
         Source(PAPER_ERROR[members], PAPER_REF + " (test-selected checkpoints)")
         if members in PAPER_ERROR
@@ -215,7 +229,7 @@ def ensemble_rows(
             source=source,
             at_source_setting=at_source_setting(budget, name),
             tolerance=0.05,
-            note=note,
+            note=vote_note,
         ),
         Row(
             setting=f"{name}, mean probability",

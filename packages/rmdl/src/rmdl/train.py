@@ -25,7 +25,15 @@ from mnistlab.loop import fit
 from mnistlab.resources import check_memory
 from mnistlab.run import Run
 from rmdl.config import RmdlConfig
-from rmdl.ensemble import ENSEMBLE_DIR, Ensemble, alive_members, save_ensemble, vote, voters
+from rmdl.ensemble import (
+    ENSEMBLE_DIR,
+    Ensemble,
+    alive_members,
+    save_ensemble,
+    tie_percent,
+    vote,
+    voters,
+)
 from rmdl.members import draw_specs, make_optimizer, parameter_count
 
 DESCRIPTION = (
@@ -203,8 +211,12 @@ def evaluate_ensemble(
         )
     metrics: dict[str, float] = {}
     for split in splits:
-        for method, predicted in vote(stacked[split], voting).items():
-            metrics[f"{split}/{method}/acc1"] = (predicted == labels[split]).float().mean().item()
+        votes = vote(stacked[split], voting)
+        for method in ("vote", "average"):
+            metrics[f"{split}/{method}/acc1"] = (
+                (votes[method] == labels[split]).float().mean().item()
+            )
+        metrics[f"{split}/vote/ties_percent"] = tie_percent(votes)
         metrics[f"{split}/best_member/acc1"] = member_acc[split][voting].max().item()
     metrics["members"] = len(ensemble.specs)
     metrics["dead_members"] = int((~alive).sum())
