@@ -20,7 +20,11 @@ from mnistlab.entry import parse_run_config
 from mnistlab.testing import cpu_ddp_launch
 
 REPO = Path(__file__).parents[3]
-QUICK = ["--model", "small", "--tracker", "none", "--train-samples", "2048", "--epochs", "2"]
+# Two mc passes: the test split's 16-pass default costs a K head ~20 s of CPU.
+QUICK = [
+    *("--model", "small", "--tracker", "none", "--train-samples", "2048", "--epochs", "2"),
+    *("--mc-samples", "2"),
+]
 
 
 def run_cli(args: list[str]) -> tuple[int, str]:
@@ -41,25 +45,15 @@ def summary_of(out_dir: Path, name: str) -> dict:
 
 @pytest.mark.parametrize("head", ["K", "D", "W"])
 def test_each_head_learns_mnist(data_dir: Path, tmp_path: Path, head: str) -> None:
-    """The small CPU preset, 2 epochs: about 30 s per head on an idle 2-core CPU."""
+    """The small backbone, 2 epochs on 12,000 images: 10-20 s per head on the 2-core CPU."""
     argv = [
-        "--head",
-        head,
-        "--model",
-        "small",
-        "--hidden",
-        "256",
-        "--epochs",
-        "2",
-        "--tracker",
-        "none",
-        "--data-dir",
-        str(data_dir),
-        "--out-dir",
-        str(tmp_path),
+        *QUICK,
+        *("--head", head, "--train-samples", "12000"),
+        *("--data-dir", str(data_dir), "--out-dir", str(tmp_path)),
     ]
     summary = train(config_from(argv))
-    assert summary["metrics"]["test/deterministic/acc1"] >= 0.97
+    print(head, {k: round(v, 4) for k, v in summary["metrics"].items() if k.endswith("acc1")})
+    assert summary["metrics"]["test/deterministic/acc1"] >= 0.93  # chance is 0.10
 
 
 def test_two_cpu_processes_run_real_ddp_with_identical_ranks(data_dir: Path, tmp_path: Path):
@@ -114,8 +108,10 @@ def test_evaluate_only_and_switch_and_original_flags(data_dir: Path, tmp_path: P
     assert any("val/deterministic/acc1" in line for line in lines)  # --switch: p=1 validation
     assert sum('"train/loss"' in line for line in lines) == 2 * 2048 // 32 // 5
     evaluated = train(parse_run_config(KakuritsuConfig, [*base, "-e", "--resume", "latest"], ""))
-    for key in ("test/deterministic/acc1", "test/sampled/acc1", "test/swapped/acc1"):
-        assert key in evaluated["metrics"]
+    modes = ("sampled", "mc", "deterministic", "swapped")
+    assert {key for key in evaluated["metrics"] if key.endswith("acc1")} == {
+        f"test/{mode}/acc1" for mode in modes
+    }
     det = "test/deterministic/acc1"
     assert evaluated["metrics"][det] == pytest.approx(summary["metrics"][det])
     assert len(list((tmp_path / "kakuritsu" / "a").glob("evaluation-*.json"))) == 1
@@ -209,8 +205,13 @@ def test_imagenet_style_pipelines_run_on_tiny_data(tmp_path: Path, source: str) 
     ]
     summary = train(config_from(argv))
     assert summary["epochs"] == 1
-    assert 0.0 <= summary["metrics"]["test/sampled/acc1"] <= 1.0
     assert summary["steps"] == (3 if source == "image-folder" else 4)
+    # Every mode evaluated exactly the validation images: 12 folder images, 1 fake one.
+    images = 12 if source == "image-folder" else 1
+    for mode in ("sampled", "mc", "deterministic", "swapped"):
+        correct = summary["metrics"][f"test/{mode}/acc1"] * images
+        assert correct == pytest.approx(round(correct), abs=1e-4), mode
+        assert summary["metrics"][f"test/{mode}/acc5"] >= summary["metrics"][f"test/{mode}/acc1"]
 
 
 def test_an_image_folder_class_without_images_is_refused_in_one_line(tmp_path: Path) -> None:

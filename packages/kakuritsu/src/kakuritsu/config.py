@@ -25,6 +25,9 @@ class KakuritsuConfig(ClassifierConfig):
     """Probability that a Kakuritsu synapse is active (no 1/p rescale), in (0, 1]."""
     dropout: float = 0.5
     """Dropout rate of the D head (and of K's 'swapped' evaluation), in [0, 1)."""
+    mc_samples: int = 16
+    """Sampled passes whose softmax the 'mc' evaluation averages (an estimate of the expected
+    prediction over the noise)."""
     hidden: int = 128
     """Width of the head's hidden layer."""
     model: Literal["demo", "small"] = "demo"
@@ -77,6 +80,7 @@ class KakuritsuConfig(ClassifierConfig):
         require(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
         require(self.wd >= 0, f"--wd must be >= 0, got {self.wd}")
         require(0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
+        require(self.mc_samples >= 1, f"--mc-samples must be >= 1, got {self.mc_samples}")
         require(self.hidden >= 1, f"--hidden must be >= 1, got {self.hidden}")
         require(self.image_size >= 32, f"--image-size must be >= 32, got {self.image_size}")
         require(self.lr_step >= 1 and self.lr_gamma > 0, "--lr-step must be >= 1, --lr-gamma > 0")

@@ -6,13 +6,17 @@ Every head is two linear layers with a ReLU between them. What differs is the no
      the original)
   W  plain Linear layers
 The noise is chosen at every forward from `head.noise`, so a trained head can be evaluated in
-any mode: its own noise ("sampled"), none ("deterministic", i.e. K at p=1 / dropout off — the
-original `--switch`), or the other kind ("swapped": K with dropout, D and W with Kakuritsu
-synapses at p).
+any mode: one pass with its own noise ("sampled"); the softmax averaged over N passes with its
+own noise ("mc", an estimate of the expected prediction over the noise); none
+("deterministic", i.e. K at p=1 / dropout off — the original `--switch`, which evaluates the
+weight-scaled network, not the expectation); or the other kind ("swapped": K with dropout, D
+and W with Kakuritsu synapses at p — the original's cross-swaps). W, which has no noise of its
+own, is also evaluated with dropout ("swapped-dropout", the original archive's W+dropout).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -24,9 +28,27 @@ from kakuritsu.layers import kakuritsu_linear
 
 HeadKind = Literal["K", "D", "W"]
 Noise = Literal["kakuritsu", "dropout", "none"]
-EvalMode = Literal["sampled", "deterministic", "swapped"]
-EVAL_MODES: tuple[EvalMode, ...] = ("sampled", "deterministic", "swapped")
+EvalMode = Literal["sampled", "mc", "deterministic", "swapped", "swapped-dropout"]
+# The modes every head is evaluated in; W's sampled and mc equal its deterministic (no noise).
+EVAL_MODES: tuple[EvalMode, ...] = ("sampled", "mc", "deterministic", "swapped")
+HEAD_EVAL_MODES: dict[HeadKind, tuple[EvalMode, ...]] = {
+    "K": EVAL_MODES,
+    "D": EVAL_MODES,
+    "W": (*EVAL_MODES, "swapped-dropout"),
+}
 TRAINING_NOISE: dict[str, Noise] = {"K": "kakuritsu", "D": "dropout", "W": "none"}
+
+
+def eval_noise(kind: HeadKind, mode: EvalMode) -> Noise:
+    """The noise a head trained as `kind` is evaluated with in `mode`."""
+    own = TRAINING_NOISE[kind]
+    if mode in ("sampled", "mc"):
+        return own
+    if mode == "deterministic":
+        return "none"
+    if mode == "swapped":
+        return "dropout" if own == "kakuritsu" else "kakuritsu"
+    return "dropout"
 
 
 class SwitchableLinear(nn.Module):
@@ -70,13 +92,7 @@ class Head(nn.Module):
         self.out = SwitchableLinear(hidden, classes, kakuritsu_init=kind == "K")
 
     def set_eval_mode(self, mode: EvalMode) -> None:
-        own = TRAINING_NOISE[self.kind]
-        if mode == "sampled":
-            self.noise = own
-        elif mode == "deterministic":
-            self.noise = "none"
-        else:
-            self.noise = "dropout" if own == "kakuritsu" else "kakuritsu"
+        self.noise = eval_noise(self.kind, mode)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = F.relu(self.hidden(features, self.noise, self.p, self.dropout))
@@ -145,3 +161,11 @@ class KakuritsuNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
+
+    def monte_carlo_log_probs(self, images: torch.Tensor, passes: int) -> torch.Tensor:
+        """log of the softmax averaged over `passes` passes of the head with its current noise
+        (the "mc" mode). Usable as logits: their argmax and cross-entropy are those of the mean
+        softmax. Only the head is noisy, so the backbone runs once."""
+        features = self.backbone(images)
+        log_probs = torch.stack([F.log_softmax(self.head(features), dim=1) for _ in range(passes)])
+        return torch.logsumexp(log_probs, dim=0) - math.log(passes)

@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from kakuritsu.config import KakuritsuConfig
-from kakuritsu.model import EVAL_MODES, EvalMode, HeadKind
+from kakuritsu.model import EVAL_MODES, HEAD_EVAL_MODES, EvalMode, HeadKind
 from kakuritsu.train import train
 from mnistlab.classify import Dataset
 from mnistlab.cli import parse_config
@@ -66,7 +66,7 @@ def compare(config: CompareConfig, folder: Path | None = None) -> dict:
                     ),
                 )
                 cell = results.setdefault(dataset, {}).setdefault(head, {})
-                for mode in EVAL_MODES:
+                for mode in HEAD_EVAL_MODES[head]:
                     cell.setdefault(mode, []).append(summary["metrics"][f"test/{mode}/acc1"])
     table = markdown_table(results, config)
     (folder / "table.md").write_text(table)
@@ -77,20 +77,29 @@ def compare(config: CompareConfig, folder: Path | None = None) -> dict:
     return results
 
 
+# Table columns and plot bars: every mode some head is evaluated in, in order.
+TABLE_MODES: tuple[EvalMode, ...] = HEAD_EVAL_MODES["W"]
+
+
 def markdown_table(results: dict, config: CompareConfig) -> str:
+    train = config.train
     lines = [
         f"Test accuracy (%), mean ± std over seeds {list(config.seeds)}; every head evaluated "
-        "sampled (its own noise), deterministic (K at p=1, dropout off) and swapped (K with "
-        f"dropout {config.train.dropout}, D and W with Kakuritsu synapses at p={config.train.p}).",
+        f"sampled (one pass with its own noise), mc (softmax averaged over {train.mc_samples} "
+        "such passes), deterministic (K at p=1, dropout off) and swapped (K with dropout "
+        f"{train.dropout}, D and W with Kakuritsu synapses at p={train.p}); W also with dropout "
+        "(swapped-dropout).",
         "",
-        "| dataset | head | " + " | ".join(EVAL_MODES) + " |",
-        "|---|---|" + "---|" * len(EVAL_MODES),
+        "| dataset | head | " + " | ".join(TABLE_MODES) + " |",
+        "|---|---|" + "---|" * len(TABLE_MODES),
     ]
     for dataset, heads in results.items():
         for head, modes in heads.items():
             cells = [
-                f"{100 * m:.2f} ± {100 * s:.2f}"
-                for m, s in (mean_std(modes[mode]) for mode in EVAL_MODES)
+                "–"
+                if mode not in modes
+                else "{:.2f} ± {:.2f}".format(*(100 * v for v in mean_std(modes[mode])))
+                for mode in TABLE_MODES
             ]
             lines.append(f"| {dataset} | {head} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -99,16 +108,15 @@ def markdown_table(results: dict, config: CompareConfig) -> str:
 def plot(results: dict, path: Path) -> None:
     figure = Figure(figsize=(5 * len(results), 3.6))
     axes = figure.subplots(1, len(results), squeeze=False)
+    width = 0.8 / len(TABLE_MODES)
     for ax, (dataset, heads) in zip(axes[0], results.items(), strict=True):
-        width = 0.8 / len(EVAL_MODES)
-        for i, mode in enumerate(EVAL_MODES):
-            stats = [mean_std(heads[h][mode]) for h in heads]
-            positions = [j + (i - (len(EVAL_MODES) - 1) / 2) * width for j in range(len(heads))]
+        for i, mode in enumerate(TABLE_MODES):
+            shown = [(j, mean_std(h[mode])) for j, h in enumerate(heads.values()) if mode in h]
             ax.bar(
-                positions,
-                [100 * m for m, _ in stats],
+                [j + (i - (len(TABLE_MODES) - 1) / 2) * width for j, _ in shown],
+                [100 * m for _, (m, _) in shown],
                 width,
-                yerr=[100 * s for _, s in stats],
+                yerr=[100 * s for _, (_, s) in shown],
                 capsize=3,
                 label=mode,
             )
@@ -117,15 +125,17 @@ def plot(results: dict, path: Path) -> None:
         ax.set_title(dataset)
         low = min(100 * min(v) for h in heads.values() for v in h.values())
         ax.set_ylim(max(0.0, low - 5), 100)
-    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=3)
+    figure.legend(
+        *axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(TABLE_MODES)
+    )
     figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(path, dpi=120)
 
 
-# The original's only published accuracies: ImageNet top-1 of its ResNet152 heads (frozen
-# features) per evaluation mode, from its logs and archive. Its MNIST demo printed none, so
-# every row here is "not comparable" with them; they are shown for the direction.
-IMAGENET_REF = "UEFI-code/Neuro_myKakuritsu ImageNet logs and archive: ImageNet top-1, not MNIST"
+# The original's only accuracies: ImageNet top-1 of its ResNet152 heads (frozen features) per
+# evaluation mode, from its logs (published) and its archive (K and W with dropout). Its MNIST
+# demo printed none, so every row here is "not comparable" with them; they show the direction.
+IMAGENET_REF = "UEFI-code/Neuro_myKakuritsu, ImageNet top-1 of ResNet152 heads: not MNIST"
 IMAGENET: dict[tuple[HeadKind, EvalMode], float] = {
     ("K", "sampled"): 67.11,
     ("K", "deterministic"): 75.72,
@@ -133,41 +143,81 @@ IMAGENET: dict[tuple[HeadKind, EvalMode], float] = {
     ("D", "sampled"): 36.37,
     ("D", "deterministic"): 73.00,
     ("D", "swapped"): 61.77,
+    ("W", "deterministic"): 76.12,
     ("W", "swapped"): 59.63,
+    ("W", "swapped-dropout"): 38.68,
 }
-# W has no noise of its own: its sampled evaluation is its deterministic one.
+FROM_ARCHIVE = {("K", "swapped"), ("W", "swapped-dropout")}
+# W has no noise: its sampled and mc evaluations are its deterministic one, so no rows of their own.
 ROW_MODES: dict[HeadKind, tuple[EvalMode, ...]] = {
     "K": EVAL_MODES,
     "D": EVAL_MODES,
-    "W": ("deterministic", "swapped"),
+    "W": ("deterministic", "swapped", "swapped-dropout"),
 }
-# Claims "A beats B" as (head, mode) pairs, each a paired difference over the same seeds.
+# Claims "A beats B" as (head, mode) pairs, each a paired difference over the same seeds:
+# whether keeping p at evaluation helps (one pass, then the Monte-Carlo average, against p=1),
+# then K against D in every evaluation mode.
 CLAIMS: tuple[tuple[tuple[HeadKind, EvalMode], tuple[HeadKind, EvalMode]], ...] = (
     (("K", "deterministic"), ("K", "sampled")),
-    (("K", "sampled"), ("D", "sampled")),
-    (("K", "deterministic"), ("D", "deterministic")),
-    (("K", "swapped"), ("D", "swapped")),
+    (("K", "mc"), ("K", "deterministic")),
+    *((("K", mode), ("D", mode)) for mode in EVAL_MODES),
 )
+
+
+def mode_note(head: HeadKind, mode: EvalMode, train: KakuritsuConfig) -> str:
+    """What an evaluation mode does to this head, for its row."""
+    kakuritsu = f"Kakuritsu synapses at p={train.p}"
+    dropout = f"dropout {train.dropout}"
+    own = {"K": kakuritsu, "D": dropout, "W": "no noise"}[head]
+    if mode == "sampled":
+        return f"one pass with its own noise ({own})"
+    if mode == "mc":
+        return f"softmax averaged over {train.mc_samples} passes with its own noise ({own})"
+    if mode == "deterministic":
+        return "p=1, dropout off: the weight-scaled network"
+    swapped_to = dropout if mode == "swapped-dropout" or head == "K" else kakuritsu
+    return f"cross-swap: evaluated with {swapped_to}"
+
+
+def imagenet_source(head: HeadKind, mode: EvalMode) -> Source | None:
+    value = IMAGENET.get((head, mode))
+    if value is None:
+        return None
+    where = "archive" if (head, mode) in FROM_ARCHIVE else "logs"
+    return Source(value, IMAGENET_REF, stated=f"{value} (ImageNet, {where})")
+
+
+def claim_ref(better: tuple[HeadKind, EvalMode], worse: tuple[HeadKind, EvalMode]) -> str:
+    if better in IMAGENET and worse in IMAGENET:
+        return f"the original's ImageNet top-1: {IMAGENET[better]} vs {IMAGENET[worse]} ({IMAGENET_REF})"
+    return "this study's question (the original evaluated single sampled passes only)"
 
 
 def budget_config(budget: Budget) -> CompareConfig:
     """quick: the short preset (small backbone, hidden 256, 2 epochs), MNIST, seeds 0-2.
-    cpu: the small backbone under the demo's head (hidden 128) and schedule (14 epochs), a
-    5,000-image validation split (the test split is evaluated once, at the end), MNIST and
-    Fashion-MNIST, heads K, D, W on seeds 0-2. Estimated ~45 min on the 2-core AMD EPYC
-    (AVX-512 BF16, no AMX): 200-step runs measured there at a load of about 1 took 22 ms/step
-    for K and 5 ms/step for D (860 steps/epoch), i.e. ~5 min per K run and ~1.2 min per D or
-    W run with their evaluations.
+    cpu: the small backbone under the demo's head (hidden 128) and optimiser (Adadelta 1.0,
+    StepLR 0.7) for 10 epochs, a 5,000-image validation split (the test split is evaluated
+    once, at the end, in every mode, mc with 16 passes), MNIST and Fashion-MNIST, heads K, D,
+    W on seeds 0-2 (18 runs). Estimated ~41 min on the 2-core AMD EPYC (AVX-512 BF16, no
+    AMX), from single-thread CPU seconds measured 2026-12-03 while other jobs kept the load at
+    ~7 (so an estimate, not a timing): a training step (batch 64) took 19.2 ms for K and
+    7.4 ms for D and W, a sampled pass 0.19 s per 1,000 images for K (mc with 16 passes
+    2.1 s), D and W 0.03 s (mc 0.1-0.14 s); a 300-step run of `train` added ~6 s of start-up.
+    That is per epoch (860 steps and a 5,000-image validation) 17.5 s for K and 6.6 s for D
+    or W, and per run 24 s (K) or ~4 s (D, W) of test evaluation: 35 min in all, plus 15% for
+    the loop's own work and checkpoints. Two threads barely speed K (22 ms/step measured
+    with them in an earlier window), so the single-thread figure is used. 12 epochs would
+    come to ~48 min and 14 (the demo's schedule) to ~55 min: too close to the 60 allowed.
     full: the original MNIST demo (demo backbone, 14 epochs, validated on test as the
     original did), MNIST and Fashion-MNIST. The ImageNet setting, the only one with published
     numbers, needs the ImageNet folder and a GPU for days: runnable with `train
-    --image-folder`, in no budget."""
+    --image-folder` (README, "The original's flags"), in no budget."""
     if budget == "quick":
         return CompareConfig(datasets=("mnist",))
     if budget == "cpu":
         return CompareConfig(
             train=KakuritsuConfig(
-                model="small", hidden=128, epochs=14, val_size=5000, tracker="none"
+                model="small", hidden=128, epochs=10, val_size=5000, tracker="none"
             )
         )
     return CompareConfig(train=KakuritsuConfig(tracker="none"))
@@ -189,13 +239,16 @@ def comparison_rows(results: dict, config: CompareConfig, command: str) -> list[
     for dataset in config.datasets:
         setting = f"{dataset}, {train.model} backbone, hidden {train.hidden}, {train.epochs} epochs"
         accuracy = {
-            (head, mode): [100 * v for v in results[dataset][head][mode]]
+            (head, mode): [100 * v for v in values]
             for head in config.heads
-            for mode in EVAL_MODES
+            for mode, values in results[dataset][head].items()
         }
         for head in config.heads:
             for mode in ROW_MODES[head]:
-                imagenet = IMAGENET.get((head, mode))
+                source = imagenet_source(head, mode)
+                not_imagenet = (
+                    "; the source's number is ImageNet's, not comparable" if source else ""
+                )
                 rows.append(
                     Row(
                         setting=f"{setting}, head {head}, evaluated {mode}",
@@ -203,10 +256,8 @@ def comparison_rows(results: dict, config: CompareConfig, command: str) -> list[
                         unit="test accuracy %",
                         higher_is_better=True,
                         command=command,
-                        source=None
-                        if imagenet is None
-                        else Source(imagenet, IMAGENET_REF, stated=f"{imagenet} (ImageNet)"),
-                        note="W has no noise: sampled is the same" if head == "W" else "",
+                        source=source,
+                        note=mode_note(head, mode, train) + not_imagenet,
                     )
                 )
         for better, worse in CLAIMS:
@@ -218,8 +269,7 @@ def comparison_rows(results: dict, config: CompareConfig, command: str) -> list[
                     higher_is_better=True,
                     command=command,
                     claim=f"{' '.join(better)} beats {' '.join(worse)}",
-                    claim_ref=f"the original's ImageNet top-1: {IMAGENET[better]} vs "
-                    f"{IMAGENET[worse]} ({IMAGENET_REF})",
+                    claim_ref=claim_ref(better, worse),
                 )
             )
     return rows

@@ -21,6 +21,8 @@ STUDY = Study(
         "256",
         "--batch-size",
         "64",
+        "--mc-samples",
+        "2",
     ),
     bad_args=(
         ("--p", "0"),
@@ -29,5 +31,6 @@ STUDY = Study(
         ("--hidden", "2000000000"),
         ("--dropout", "1"),
         ("--dummy", "--image-size", "100000"),
+        ("--mc-samples", "0"),
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from torchvision import transforms
 from kakuritsu.config import KakuritsuConfig
 from kakuritsu.loaders import LoaderBatches
 from kakuritsu.model import (
-    EVAL_MODES,
+    HEAD_EVAL_MODES,
     DemoBackbone,
     EvalMode,
     Head,
@@ -31,7 +32,7 @@ from mnistlab.run import Run
 
 DESCRIPTION = (
     "Kakuritsu probabilistic synapses (K) vs Dropout (D) vs plain (W) heads; every head is "
-    "evaluated sampled, deterministic (p=1 / dropout off) and swapped."
+    "evaluated sampled, Monte-Carlo averaged, deterministic (p=1 / dropout off) and swapped."
 )
 EVAL_BATCH = 1000
 
@@ -122,18 +123,25 @@ def build_model(config: KakuritsuConfig, classes: int) -> KakuritsuNet:
 def evaluate_modes(
     run: Run,
     model: torch.nn.Module,
-    head: Head,
+    net: KakuritsuNet,
     source: Batches,
     prefix: str,
-    modes: Sequence[EvalMode] = EVAL_MODES,
+    mc_samples: int,
+    modes: Sequence[EvalMode] | None = None,
 ) -> dict[str, float]:
-    """Evaluate in each mode; the head returns to its training noise afterwards."""
+    """Evaluate in each mode (by default every mode of the head); the head returns to its
+    training noise afterwards. `model` is `net` as prepared by the run (maybe DDP-wrapped)."""
     results: dict[str, float] = {}
-    for mode in modes:
-        head.set_eval_mode(mode)
-        for name, value in run.evaluate(source, classification_metrics(model)).items():
+    for mode in modes or HEAD_EVAL_MODES[net.head.kind]:
+        net.head.set_eval_mode(mode)
+        forward = (
+            functools.partial(net.monte_carlo_log_probs, passes=mc_samples)
+            if mode == "mc"
+            else model
+        )
+        for name, value in run.evaluate(source, classification_metrics(forward)).items():
             results[f"{prefix}/{mode}/{name}"] = value
-    head.set_eval_mode("sampled")
+    net.head.set_eval_mode("sampled")
     return results
 
 
@@ -143,8 +151,7 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
         data = (
             imagenet_batches(config, run) if config.imagenet_style else mnist_sources(config, run)
         )
-        model = build_model(config, data.classes)
-        head = model.head
+        net = model = build_model(config, data.classes)
         parameters = [p for p in model.parameters() if p.requires_grad]
         if config.optimizer == "adadelta":
             optimizer = torch.optim.Adadelta(parameters, lr=config.lr, weight_decay=config.wd)
@@ -156,14 +163,16 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
         model, optimizer, scheduler = run.prepare(model, optimizer, scheduler)
 
         if config.evaluate:
-            results = evaluate_modes(run, model, head, data.test, "test")
+            results = evaluate_modes(run, model, net, data.test, "test", config.mc_samples)
             if run.is_main:
                 run.write_json(f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.json", results)
             run.print(results)
             return {"metrics": results}
 
         def validate() -> dict[str, float]:
-            return evaluate_modes(run, model, head, data.val, "val", [config.validation_mode])
+            return evaluate_modes(
+                run, model, net, data.val, "val", config.mc_samples, [config.validation_mode]
+            )
 
         def loss_fn(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(model(images), labels)
@@ -179,5 +188,5 @@ def train(config: KakuritsuConfig) -> dict[str, Any]:
             epochs=config.epochs,
         )
         model.eval()
-        final = evaluate_modes(run, model, head, data.test, "test")
+        final = evaluate_modes(run, model, net, data.test, "test", config.mc_samples)
         return run.finish(final, model)
