@@ -52,7 +52,6 @@ def test_each_head_learns_mnist(data_dir: Path, tmp_path: Path, head: str) -> No
         *("--data-dir", str(data_dir), "--out-dir", str(tmp_path)),
     ]
     summary = train(config_from(argv))
-    print(head, {k: round(v, 4) for k, v in summary["metrics"].items() if k.endswith("acc1")})
     assert summary["metrics"]["test/deterministic/acc1"] >= 0.93  # chance is 0.10
 
 

@@ -174,7 +174,7 @@ def mode_note(head: HeadKind, mode: EvalMode, train: KakuritsuConfig) -> str:
     if mode == "mc":
         return f"softmax averaged over {train.mc_samples} passes with its own noise ({own})"
     if mode == "deterministic":
-        return "p=1, dropout off: the weight-scaled network"
+        return {"K": "p=1: the weight-scaled network", "D": "dropout off", "W": "no noise"}[head]
     swapped_to = dropout if mode == "swapped-dropout" or head == "K" else kakuritsu
     return f"cross-swap: evaluated with {swapped_to}"
 
@@ -184,12 +184,13 @@ def imagenet_source(head: HeadKind, mode: EvalMode) -> Source | None:
     if value is None:
         return None
     where = "archive" if (head, mode) in FROM_ARCHIVE else "logs"
-    return Source(value, IMAGENET_REF, stated=f"{value} (ImageNet, {where})")
+    return Source(value, IMAGENET_REF, stated=f"{value:.2f} (ImageNet, {where})")
 
 
 def claim_ref(better: tuple[HeadKind, EvalMode], worse: tuple[HeadKind, EvalMode]) -> str:
     if better in IMAGENET and worse in IMAGENET:
-        return f"the original's ImageNet top-1: {IMAGENET[better]} vs {IMAGENET[worse]} ({IMAGENET_REF})"
+        numbers = f"{IMAGENET[better]:.2f} vs {IMAGENET[worse]:.2f}"
+        return f"the original's ImageNet top-1: {numbers} ({IMAGENET_REF})"
     return "this study's question (the original evaluated single sampled passes only)"
 
 
