@@ -8,7 +8,12 @@ from torch import nn
 
 from simplenet.config import SimpleNetConfig
 from simplenet.model import SimpleNet, build_model, parameter_count, shift_averaged
-from simplenet.train import one_cycle_multiplier, paper_multiplier
+from simplenet.train import (
+    CAFFE_MILESTONES,
+    build_optimizer,
+    multistep_multiplier,
+    one_cycle_multiplier,
+)
 
 # Parameter counts of the source's nets on 1-channel input (README, "The source").
 SOURCE_PARAMETERS = {"standard": 5.50e6, "slim": 311e3}
@@ -101,11 +106,31 @@ def test_dropout_placement() -> None:
 
 
 def test_paper_solver_divides_the_lr_by_10_at_the_source_iterations() -> None:
-    assert paper_multiplier(0) == 1.0
-    assert paper_multiplier(4_999) == 1.0
-    assert paper_multiplier(5_000) == pytest.approx(0.1)
-    assert paper_multiplier(29_600) == pytest.approx(1e-4)
-    assert paper_multiplier(60_000) == pytest.approx(1e-6)
+    def paper(step: int) -> float:
+        return multistep_multiplier(step, CAFFE_MILESTONES["paper"])
+
+    assert paper(0) == 1.0
+    assert paper(4_999) == 1.0
+    assert paper(5_000) == pytest.approx(0.1)
+    assert paper(29_600) == pytest.approx(1e-4)
+    assert paper(60_000) == pytest.approx(1e-6)
+
+
+def test_slim_solver_is_the_slim_nets_nesterov_sgd_with_its_steps() -> None:
+    config = SimpleNetConfig(model="slim", recipe="slim-paper")
+    assert (config.lr, config.weight_decay, config.batch_size) == (0.01, 0.005, 100)
+    optimizer = build_optimizer(config, build_model("slim"))
+    assert isinstance(optimizer, torch.optim.SGD)
+    group = optimizer.param_groups[0]
+    assert group["nesterov"] and group["momentum"] == 0.9 and group["weight_decay"] == 0.005
+    assert len(optimizer.param_groups) == 1  # Caffe decays every parameter, BatchNorm's too
+
+    def slim(step: int) -> float:
+        return multistep_multiplier(step, CAFFE_MILESTONES["slim-paper"])
+
+    assert slim(31_999) == 1.0 and slim(32_000) == pytest.approx(0.1)
+    assert slim(54_000) == pytest.approx(1e-3) and slim(74_000) == pytest.approx(1e-4)
+    assert config.epochs * 60_000 // config.batch_size > 74_000  # every step is reached
 
 
 def test_one_cycle_rises_then_falls_to_zero() -> None:

@@ -13,7 +13,7 @@ from mnistlab.classify import ClassifierConfig
 from mnistlab.config import require
 from simplenet.model import DropoutAfter, Layout, Model
 
-Recipe = Literal["paper", "modern"]
+Recipe = Literal["paper", "slim-paper", "modern"]
 Preset = Literal["none", "speedrun", "speedrun-995"]
 
 # Values a recipe implies unless a flag says otherwise.
@@ -24,6 +24,18 @@ RECIPES: dict[str, dict[str, object]] = {
         "epochs": 114,
         "batch_size": 100,
         "lr": 0.1,
+        "weight_decay": 0.005,
+        "label_smoothing": 0.0,
+        "translate": 0,
+    },
+    # The slim net's Caffe solver (Slim_Version_310KParam_99.72/solver.prototxt): Nesterov SGD
+    # lr 0.01, momentum 0.9, wd 0.005, batch 100, x0.1 at iterations 32k/48k/54k/74k. Its
+    # max_iter is 234,000, but the lr is 1e-6 after 74,000 and its log stops at 112,400
+    # (99.68%); 130 epochs of 600 iterations (78,000) cover every lr step.
+    "slim-paper": {
+        "epochs": 130,
+        "batch_size": 100,
+        "lr": 0.01,
         "weight_decay": 0.005,
         "label_smoothing": 0.0,
         "translate": 0,
@@ -93,7 +105,9 @@ class SimpleNetConfig(ClassifierConfig):
     """SimpleNet BatchNorm running-average momentum (Caffe's moving_average_fraction 0.95)."""
     recipe: Recipe | None = None
     """paper: the Caffe solver (AdaDelta lr 0.1, rho 0.9, eps 1e-3, wd 0.005, batch 100, x0.1 at
-    iterations 5k/9.5k/22k/29.6k/32k/37k, 114 epochs); modern: Nesterov SGD, one-cycle lr,
+    iterations 5k/9.5k/22k/29.6k/32k/37k, 114 epochs); slim-paper: the slim net's Caffe solver
+    (Nesterov SGD lr 0.01, momentum 0.9, wd 0.005, batch 100, x0.1 at iterations
+    32k/48k/54k/74k, 130 epochs); modern: Nesterov SGD, one-cycle lr,
     label smoothing 0.1, +-2 px shifts, 30 epochs (default: paper, or the preset's)."""
     epochs: int | None = None  # type: ignore[assignment]
     """Training epochs (default: the recipe's or preset's)."""
