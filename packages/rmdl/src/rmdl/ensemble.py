@@ -14,6 +14,8 @@ from rmdl.members import Member, MemberSpec, build_member
 ENSEMBLE_DIR = "ensemble"
 INDEX_FILE = "ensemble.json"
 PREDICTIONS_FILE = "predictions.pt"
+VOTES = ("vote", "average")
+"""The two votes `vote` returns labels for (its "tied" entry is the majority vote's tie mask)."""
 
 
 class Ensemble(nn.Module):

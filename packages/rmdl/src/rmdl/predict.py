@@ -19,7 +19,15 @@ from PIL import Image, UnidentifiedImageError
 from mnistlab.cli import UsageError, parse_config
 from mnistlab.data import load_split
 from mnistlab.entry import guarded_main
-from rmdl.ensemble import ENSEMBLE_DIR, INDEX_FILE, load_ensemble, tie_percent, vote, voters
+from rmdl.ensemble import (
+    ENSEMBLE_DIR,
+    INDEX_FILE,
+    VOTES,
+    load_ensemble,
+    tie_percent,
+    vote,
+    voters,
+)
 from rmdl.members import IMAGE_SIZE, Member
 
 BATCH = 1000
@@ -108,7 +116,7 @@ def predict(config: PredictConfig) -> dict[str, torch.Tensor]:
         for row in rows:
             print("\t".join(map(str, row)))
     else:
-        for method in ("vote", "average"):
+        for method in VOTES:
             error = 100 * (votes[method] != labels).float().mean().item()
             print(
                 f"{index['dataset']} test, {method}: error {error:.2f}% "

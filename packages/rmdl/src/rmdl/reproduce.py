@@ -44,6 +44,7 @@ from rmdl.ensemble import (
     ENSEMBLE_DIR,
     INDEX_FILE,
     PREDICTIONS_FILE,
+    VOTES,
     alive_members,
     tie_percent,
     vote,
@@ -122,10 +123,7 @@ def ensemble_errors(
         votes = vote(saved["test_probabilities"], voting)
         by_val = int(torch.where(voting, val_acc, -1.0).argmax())
         results[name] = {
-            **{
-                method: 100 * (votes[method] != labels).float().mean().item()
-                for method in ("vote", "average")
-            },
+            **{method: 100 * (votes[method] != labels).float().mean().item() for method in VOTES},
             "ties": tie_percent(votes),
             "best_member_by_val": 100 * (1 - test_acc[by_val].item()),
             "best_member_name": names[by_val],

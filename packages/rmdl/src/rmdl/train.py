@@ -27,6 +27,7 @@ from mnistlab.run import Run
 from rmdl.config import RmdlConfig
 from rmdl.ensemble import (
     ENSEMBLE_DIR,
+    VOTES,
     Ensemble,
     alive_members,
     save_ensemble,
@@ -212,7 +213,7 @@ def evaluate_ensemble(
     metrics: dict[str, float] = {}
     for split in splits:
         votes = vote(stacked[split], voting)
-        for method in ("vote", "average"):
+        for method in VOTES:
             metrics[f"{split}/{method}/acc1"] = (
                 (votes[method] == labels[split]).float().mean().item()
             )
