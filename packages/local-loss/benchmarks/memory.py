@@ -28,7 +28,7 @@ import torch
 
 from local_loss.config import LocalLossConfig
 from local_loss.model import LocalLossNet
-from local_loss.train import build_optimizers
+from local_loss.train import build_optimizer
 
 SCHEDULES = ("global", "predsim", "predsim-blockwise")
 
@@ -45,19 +45,17 @@ def measure(schedule: str, batch: int, steps: int, device: torch.device) -> dict
     torch.set_num_threads(1)  # memory does not depend on it; a shared CPU stays usable
     config = LocalLossConfig(net="vgg8b", loss="global" if schedule == "global" else "predsim")
     model = LocalLossNet(config).to(device).train()
-    optimizers, _ = build_optimizers(model, config)
+    optimizer, _ = build_optimizer(model, config)
     images = torch.randn(batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
     before = peak_bytes(device)
     for _ in range(steps):
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         if schedule == "predsim-blockwise":
             model.backward_blockwise(images, labels)
         else:
             model(images, labels).backward()
-        for optimizer in optimizers:
-            optimizer.step()
+        optimizer.step()
     peak = peak_bytes(device)
     parameters = sum(p.numel() for p in model.parameters())
     # The rise holds the gradients and Adam's two moments (12 bytes per parameter) besides the

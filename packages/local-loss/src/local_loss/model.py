@@ -241,7 +241,7 @@ class LocalLossNet(nn.Module):
         return total + loss.detach()
 
     def parameter_groups(self) -> list[list[nn.Parameter]]:
-        """One group per optimizer: every block (with its loss heads) and the output layer in
+        """One Adam param group each: every block (with its loss heads) and the output layer in
         local modes; the whole net in one group for global."""
         if not self.local:
             return [list(self.parameters())]
