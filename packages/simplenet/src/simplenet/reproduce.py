@@ -149,7 +149,7 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
             f"(max {max(seconds):.1f} s) on {summaries[0]['device_name']}"
         )
         histories = [validation_history(runs / c.study / str(c.run_name)) for c in configs]
-        last_val[setting.name] = [h[-1] for h in histories if h]
+        last_val[setting.name] = [h[-1] for h in histories]  # one per seed, in seed order
         if configs[0].val_size and any(len(h) > 1 for h in histories):  # val 0 is the test
             curves[setting.label] = histories
             best = [max(range(len(h)), key=h.__getitem__) + 1 for h in histories]
