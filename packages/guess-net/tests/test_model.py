@@ -92,7 +92,7 @@ def test_reserved_half_learns_only_from_flagged_samples(reserved: str, mode: str
 def test_guess_route_flags_samples_the_guess_net_scores_below_the_threshold() -> None:
     model = perturbed_model("parallel").eval()
     x = torch.rand(64, 784)
-    model.flag_threshold = torch.sigmoid(model(x, "none", decode=False).guess_logit).median().item()
+    model.flag_threshold.fill_(torch.sigmoid(model(x, "none", decode=False).guess_logit).median())
     out = model(x, "guess", decode=False)
     expected = torch.sigmoid(out.guess_logit) < model.flag_threshold
     assert torch.equal(out.routed.bool(), expected)

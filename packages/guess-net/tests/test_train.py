@@ -13,8 +13,10 @@ import torch
 from guess_net.config import GuessNetConfig
 from guess_net.model import GuessNetVAE
 from guess_net.reference import hard_mask, pixels, reference_true_class_probability
-from guess_net.train import build_model, train, training_loss
-from mnistlab.data import load_split
+from guess_net.train import build_model, choose_flag_threshold, train, training_loss
+from mnistlab.batches import BatchSource
+from mnistlab.cli import UsageError
+from mnistlab.data import Split, load_split
 
 NEIGHBOURS = 10_000  # training images the 1-NN model searches
 
@@ -55,7 +57,7 @@ def test_phase_1_trains_only_the_main_half(reserved: str) -> None:
     assert not torch.equal(phase_1["main.0.linear.weight"], initial["main.0.linear.weight"])
     # Routing on: the same steps now move the reserved half (here every sample is flagged:
     # an untrained guess net sits near probability 0.5, so lift the threshold above it).
-    model.flag_threshold = 1.0
+    model.flag_threshold.fill_(1.0)
     phase_2 = parameters_after_steps(config, model, epoch_index=config.phase1_epochs)
     assert not torch.equal(phase_2["reserved_heads.weight"], initial["reserved_heads.weight"])
 
@@ -79,8 +81,34 @@ def test_border_run_learns_guesses_and_routes_from_its_epoch(data_dir: Path, tmp
     lines = (tmp_path / "guess-net" / "border" / "metrics.jsonl").read_text().splitlines()
     routed = [e["val/routed"] for e in map(json.loads, lines) if "val/routed" in e]
     assert routed[0] == 0.0  # phase 1: main half only
-    assert 0 < routed[1] < 1  # phase 2: only the flagged samples
-    assert 0 < metrics["test/routed"] < 1
+    # Phase 2: the threshold chosen on validation flags about as many samples as the main half
+    # got wrong there (about half after one epoch on 4,096 images), not none or all.
+    assert 0.1 < routed[1] < 0.9
+    assert 0.1 < metrics["test/routed"] < 0.9
+    assert 0 < metrics["border/flag_threshold"] < 1
+
+
+def test_the_chosen_threshold_flags_the_share_the_main_half_gets_wrong() -> None:
+    torch.manual_seed(0)
+    model = build_model(GuessNetConfig(border=True, hidden=(32, 16), tracker="none"), 10).eval()
+    images = torch.randint(0, 256, (2000, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (2000,))
+    source = BatchSource(Split(images, labels), batch_size=100)
+    threshold, share = choose_flag_threshold(model, source)
+    with torch.no_grad():
+        out = model(source.images.flatten(1), "guess", decode=False)
+    assert share == pytest.approx((out.main_logits.argmax(1) != labels).float().mean().item())
+    assert 0.5 < share < 1  # an untrained classifier: mostly wrong, so most samples flagged
+    assert out.routed.mean().item() == pytest.approx(share, abs=1e-3)
+    assert model.flag_threshold.item() == threshold
+    # Saved with the weights, so a resumed run routes with the same threshold.
+    assert model.state_dict()["flag_threshold"].item() == threshold
+
+
+def test_a_chosen_threshold_needs_a_validation_split() -> None:
+    with pytest.raises(UsageError, match="--val-size"):
+        GuessNetConfig(border=True, val_size=0, tracker="none")
+    GuessNetConfig(border=True, val_size=0, flag_threshold=0.5, tracker="none")
 
 
 def test_hard_set_is_the_references_least_confident_tenth(data_dir: Path) -> None:

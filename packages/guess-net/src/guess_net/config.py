@@ -30,9 +30,12 @@ class GuessNetConfig(ClassifierConfig):
     reserved: ReservedForm = "parallel"
     """Form of the reserved half: parallel (its own encoder units, reading the main half's) or
     conditional (the same, with BatchNorm whose affine is modulated by the main z_mean)."""
-    flag_threshold: float = 0.5
+    flag_threshold: float | None = None
     """A sample is flagged (routed) when the guess net's probability that the classifier is
-    right falls below this (the source: 0.5)."""
+    right falls below this. The source's 0.5 flags almost nothing once the classifier is ~97%
+    right (the guess net's prior), so by default (None) it is chosen on the validation split
+    when routing starts and after every routed epoch: the threshold that flags as many
+    validation samples as the main half gets wrong."""
     loss: ClassLoss = "ce"
     """Classification loss: ce, focal-lin (Lin et al. 2017: alpha_t (1-p_t)^gamma CE), or
     focal-source (the source's: no alpha, weights normalised, gamma ramped in by epoch)."""
@@ -79,8 +82,13 @@ class GuessNetConfig(ClassifierConfig):
         require(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
         require(self.guess_width >= 1, f"--guess-width must be >= 1, got {self.guess_width}")
         require(
-            0 < self.flag_threshold < 1,
+            self.flag_threshold is None or 0 < self.flag_threshold < 1,
             f"--flag-threshold must be in (0, 1), got {self.flag_threshold}",
+        )
+        require(
+            not (self.border and self.flag_threshold is None and self.val_size == 0),
+            "border training chooses its flag threshold on the validation split, and --val-size "
+            "0 leaves none: pass --val-size > 0 or a fixed --flag-threshold",
         )
         require(self.gamma >= 0, f"--gamma must be >= 0, got {self.gamma}")
         require(0 <= self.alpha <= 1, f"--alpha must be in [0, 1], got {self.alpha}")

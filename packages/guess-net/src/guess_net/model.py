@@ -103,7 +103,8 @@ class GuessNetVAE(nn.Module):
         conditional form's modulation nets at equal parameter count)."""
         super().__init__()
         self.reserved_form = reserved
-        self.flag_threshold = flag_threshold
+        # A buffer, so that a threshold chosen during training is saved with the weights.
+        self.register_buffer("flag_threshold", torch.tensor(float(flag_threshold)))
         self.decoder_output = decoder_output
         main_widths = [width // 2 for width in hidden]
         reserved_widths = [width - width // 2 for width in hidden]

@@ -54,7 +54,8 @@ def build_model(config: GuessNetConfig, classes: int) -> GuessNetVAE:
             classes=classes,
             dropout=config.dropout,
             guess_width=config.guess_width,
-            flag_threshold=config.flag_threshold,
+            # 0.5 (the source's) until a threshold is chosen on validation when routing starts.
+            flag_threshold=0.5 if config.flag_threshold is None else config.flag_threshold,
             ge2e=config.ge2e_weight > 0,
             decoder_output=config.decoder_output,
         )
@@ -164,6 +165,23 @@ def assess(
     return metrics
 
 
+@torch.no_grad()
+def choose_flag_threshold(model: torch.nn.Module, source: BatchSource) -> tuple[float, float]:
+    """Set the flag threshold that flags as many samples of `source` as the main half gets
+    wrong (a perfect guess net would flag exactly those); returns the threshold and that
+    share. The model must be in eval mode."""
+    wrong, right_probability = [], []
+    for start in range(0, len(source), EVAL_BATCH):
+        labels = source.labels[start : start + EVAL_BATCH]
+        out = model(source.images[start : start + EVAL_BATCH].flatten(1), "none", decode=False)
+        wrong.append(out.main_logits.argmax(dim=1) != labels)
+        right_probability.append(torch.sigmoid(out.guess_logit.float()))
+    share = torch.cat(wrong).float().mean()
+    threshold = torch.quantile(torch.cat(right_probability), share)
+    getattr(model, "module", model).flag_threshold.fill_(threshold)
+    return threshold.item(), share.item()
+
+
 def train(config: GuessNetConfig) -> dict[str, Any]:
     with Run(config) as run:
         # Pixels in [0, 1], not standardised: the source's input and reconstruction target.
@@ -176,6 +194,15 @@ def train(config: GuessNetConfig) -> dict[str, Any]:
             return training_loss(config, model, images.flatten(1), labels, run.state.epoch)
 
         def on_epoch_end(epoch: int, train_loss: float, metrics: dict[str, float]) -> bool:
+            # Chosen again after every routed epoch, as the guess net's probabilities rise with
+            # the main half's accuracy; and at the last epoch too, for a --resume with more.
+            if config.border and epoch >= config.phase1_epochs and config.flag_threshold is None:
+                threshold, share = choose_flag_threshold(model, data.val)
+                run.log({"border/flag_threshold": threshold}, run.state.step)
+                run.print(
+                    f"border training: flag threshold {threshold:.4f}, which flags the "
+                    f"{share:.2%} of validation samples the main half gets wrong"
+                )
             if config.border and epoch == config.phase1_epochs < config.epochs:
                 run.print(f"border training: routing flagged samples from epoch {epoch + 1} on")
             return False
@@ -194,4 +221,6 @@ def train(config: GuessNetConfig) -> dict[str, Any]:
         hard = hard_mask(config.dataset, config.data_dir, config.hard_fraction)
         last_epoch = max(run.state.epoch - 1, 0)
         metrics = prefixed("test", assess(config, model, data.test, last_epoch, hard))
+        if config.border:
+            metrics["border/flag_threshold"] = getattr(model, "module", model).flag_threshold.item()
         return run.finish(metrics, model)
