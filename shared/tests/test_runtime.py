@@ -21,7 +21,7 @@ import pytest
 from toy import TOY, TOY_CHECKPOINTED, ToyConfig, train_toy
 
 from mnistlab.cli import UsageError
-from mnistlab.entry import Terminated, guarded_main
+from mnistlab.entry import Abandoned, Terminated, guarded_main
 from mnistlab.resources import check_memory
 from mnistlab.run import Run
 from mnistlab.run_folder import RunFolder, complete_checkpoints
@@ -205,6 +205,20 @@ def test_an_interruption_says_in_one_line_what_is_kept(
     )
     summary = train_toy(make_config(resume=str(run_dir)))
     assert summary["fingerprint"] == train_toy(make_config(run_name="b"))["fingerprint"]
+
+
+def test_an_interrupted_rank_that_writes_nothing_points_at_rank_0(capsys) -> None:
+    def interrupted_on_rank_1() -> None:
+        interrupt = KeyboardInterrupt()
+        Abandoned("", rank=1, world_size=2, ddp_timeout=600).attach_to(interrupt)
+        raise interrupt
+
+    with pytest.raises(SystemExit) as stop:
+        guarded_main(interrupted_on_rank_1)
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted (Ctrl-C): rank 1 of 2; rank 0 says what is kept"
+    )
 
 
 def test_an_interruption_before_the_first_checkpoint_leaves_nothing(make_config, tmp_path, capsys):

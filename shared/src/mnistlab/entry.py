@@ -84,9 +84,14 @@ def guarded_main(main: Callable[[], Any]) -> Any:
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
         run = Abandoned.of(interrupt)
+        if run and run.note:
+            kept = run.note
+        elif run and run.rank:  # only the main process writes, and says what it kept
+            kept = f"rank {run.rank} of {run.world_size}; rank 0 says what is kept"
+        else:
+            kept = "nothing was written"
         print(
-            f"\ninterrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): "
-            f"{run.note if run else 'nothing was written'}",
+            f"\ninterrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): {kept}",
             file=sys.stderr,
             flush=True,
         )
