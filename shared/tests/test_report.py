@@ -219,6 +219,15 @@ def test_recomputing_one_study_keeps_the_others_rows(fake_studies) -> None:
     assert "| one | s (test error %)" in text and "| two | s (test error %)" in text
 
 
+def test_a_one_study_report_keeps_the_line_of_every_study_not_measured_yet(fake_studies) -> None:
+    fake_studies("one")
+    fake_studies("later")
+    report(fake_studies.config(studies="one"))
+    text = fake_studies.config().report_path.read_text()
+    assert "| one | s (test error %)" in text
+    assert "| later | (not measured at this budget yet) |" in text
+
+
 def test_unreadable_rows_are_that_studys_failure(fake_studies) -> None:
     fake_studies("one")
     fake_studies("two")

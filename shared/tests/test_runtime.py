@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from toy import TOY, TOY_CHECKPOINTED, ToyConfig, train_toy
 
 from mnistlab.cli import UsageError
-from mnistlab.entry import Terminated, guarded_main
+from mnistlab.entry import Abandoned, Terminated, guarded_main
 from mnistlab.resources import check_memory
 from mnistlab.run import Run
 from mnistlab.run_folder import RunFolder, complete_checkpoints
@@ -85,6 +86,38 @@ def test_an_existing_run_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="already exists; pass --resume"):
         train_toy(config(tmp_path, run_name="a", epochs=1))
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def killed_before_its_first_checkpoint(tmp_path: Path) -> Path:
+    """A run folder as `kill -9` in the first epoch leaves it: config.json, metrics.jsonl and a
+    checkpoint still under its .partial name."""
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+    (run_dir / "summary.json").unlink()
+    (run_dir / "checkpoints" / "epoch-0001").rename(run_dir / "checkpoints" / "epoch-0001.partial")
+    return run_dir
+
+
+@pytest.mark.parametrize("how", ["--run-name", "--resume"])
+def test_a_run_killed_before_its_first_checkpoint_says_to_delete_it(tmp_path, how) -> None:
+    """Neither command points at the other (each used to): both say to delete the folder."""
+    run_dir = killed_before_its_first_checkpoint(tmp_path)
+    options = {"run_name": "a"} if how == "--run-name" else {"resume": str(run_dir)}
+    with pytest.raises(UsageError, match="holds no checkpoint") as error:
+        train_toy(config(tmp_path, epochs=1, **options))
+    assert f"rm -r {run_dir}" in str(error.value) and "pass --resume" not in str(error.value)
+    shutil.rmtree(run_dir)  # as told: the same command then starts it again
+    assert train_toy(config(tmp_path, run_name="a", epochs=1))["epochs"] == 1
+
+
+def test_resuming_another_studys_run_names_that_study(tmp_path: Path) -> None:
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    moved = tmp_path / "simplenet" / "a"
+    moved.parent.mkdir()
+    (tmp_path / "toy" / "a").rename(moved)
+    with pytest.raises(UsageError, match="belongs to the simplenet study, not toy") as error:
+        train_toy(config(tmp_path, epochs=2, resume=str(moved)))
+    assert f"uv run --package simplenet train --resume {moved}" in str(error.value)
 
 
 def test_a_broken_checkpoint_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -174,11 +207,63 @@ def test_an_interruption_says_in_one_line_what_is_kept(
     assert summary["fingerprint"] == train_toy(make_config(run_name="b"))["fingerprint"]
 
 
+def test_an_interrupted_rank_that_writes_nothing_points_at_rank_0(capsys) -> None:
+    def interrupted_on_rank_1() -> None:
+        interrupt = KeyboardInterrupt()
+        Abandoned("", rank=1, world_size=2, ddp_timeout=600).attach_to(interrupt)
+        raise interrupt
+
+    with pytest.raises(SystemExit) as stop:
+        guarded_main(interrupted_on_rank_1)
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted (Ctrl-C): rank 1 of 2; rank 0 says what is kept"
+    )
+
+
 def test_an_interruption_before_the_first_checkpoint_leaves_nothing(make_config, tmp_path, capsys):
     exit_code, err = run_guarded(capsys, make_config(run_name="a"), interrupt_at_step=3)
     assert exit_code == 130 and "no checkpoint was written yet" in err
     assert not (tmp_path / "toy" / "a").exists()
     assert train_toy(make_config(run_name="a", epochs=1))["epochs"] == 1  # same name again
+
+
+@pytest.mark.parametrize(("step", "kept"), [(3, False), (12, True)])
+def test_running_out_of_memory_is_one_line_and_keeps_what_was_saved(
+    make_config, tmp_path, capsys, step, kept
+):
+    code, err = run_guarded(capsys, make_config(run_name="a"), impossible_allocation_at_step=step)
+    assert_one_line_refusal(code, err)
+    assert "out of memory" in err and "--batch-size" in err
+    assert "1048576.0 GiB" in err  # the size the allocator refused
+    checkpoint = tmp_path / "toy" / "a" / "checkpoints" / "epoch-0001"
+    assert checkpoint.is_dir() == kept  # before the first checkpoint: nothing is left
+    assert (tmp_path / "toy" / "a").exists() == kept
+
+
+CAP_PROBE = """
+import psutil, torch
+from mnistlab.resources import memory_capped_at_free_ram
+free = psutil.virtual_memory().available + psutil.swap_memory().free
+chunks = []
+with memory_capped_at_free_ram():
+    try:
+        for _ in range(free // 2**30 + 64):
+            chunks.append(torch.empty(2**30, dtype=torch.uint8))  # reserved, never touched
+    except RuntimeError as exc:
+        print(len(chunks), free // 2**30, "can't allocate memory" in str(exc))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the cap is Linux's RLIMIT_DATA")
+def test_memory_is_capped_at_what_the_machine_has_free() -> None:
+    """Linux hands out untouched memory it does not have; under the cap the allocator refuses
+    it once it passes what is free, where the kernel's out-of-memory killer would strike later."""
+    out = subprocess.run(
+        [sys.executable, "-c", CAP_PROBE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    allocated, free_gib, refused = int(out[0]), int(out[1]), out[2] == "True"
+    assert refused and allocated <= free_gib + 1
 
 
 def test_a_failed_resume_changes_nothing(make_config, tmp_path: Path, capsys) -> None:

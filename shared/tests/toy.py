@@ -49,6 +49,7 @@ def train_toy(
     interrupt_at_step: int | None = None,
     stop_after_epoch: int | None = None,
     signal_number: int = signal.SIGINT,
+    impossible_allocation_at_step: int | None = None,
 ) -> dict:
     with Run(config) as run:
         train = BatchSource(toy_split(), 64, run.device, seed=config.seed, translate=1)
@@ -68,6 +69,8 @@ def train_toy(
             calls[0] += 1
             if calls[0] == interrupt_at_step:
                 os.kill(os.getpid(), signal_number)  # as Ctrl-C or a scheduler would
+            if calls[0] == impossible_allocation_at_step:
+                torch.empty(2**50, dtype=torch.uint8)  # 1 PiB: the allocator refuses it
             loss = F.cross_entropy(model(images), labels)
             return loss * float("nan") if nan_after_steps and calls[0] > nan_after_steps else loss
 

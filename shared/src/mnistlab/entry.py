@@ -13,6 +13,7 @@ from typing import Any
 
 from mnistlab.cli import UsageError, fail, first_line, parse_config
 from mnistlab.config import RunConfig, from_jsonable
+from mnistlab.resources import memory_capped_at_free_ram, out_of_memory_line
 from mnistlab.run_folder import CONFIG, find_checkpoint, run_dir_of
 
 
@@ -68,12 +69,14 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 
 def guarded_main(main: Callable[[], Any]) -> Any:
-    """Run a study's `main`: bad input is one line and exit 2; Ctrl-C (exit 130) and SIGTERM
+    """Run a study's `main`: bad input and running out of memory are one line and exit 2 (memory
+    is capped at what is free: see `memory_capped_at_free_ram`); Ctrl-C (exit 130) and SIGTERM
     (exit 143) say in one line what was kept and how to continue; a silent DDP peer ends in
     one line instead of a hang."""
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return main()
+        with memory_capped_at_free_ram():
+            return main()
     except UsageError as error:
         run = Abandoned.of(error)
         note = run.note if run else ""
@@ -81,15 +84,23 @@ def guarded_main(main: Callable[[], Any]) -> Any:
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
         run = Abandoned.of(interrupt)
+        if run and run.note:
+            kept = run.note
+        elif run and run.rank:  # only the main process writes, and says what it kept
+            kept = f"rank {run.rank} of {run.world_size}; rank 0 says what is kept"
+        else:
+            kept = "nothing was written"
         print(
-            f"\ninterrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): "
-            f"{run.note if run else 'nothing was written'}",
+            f"\ninterrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): {kept}",
             file=sys.stderr,
             flush=True,
         )
         raise SystemExit(143 if terminated else 130) from None
     except Exception as exc:
         run = Abandoned.of(exc)
+        oom = out_of_memory_line(exc)
+        if oom is not None:
+            fail(oom + (f" ({run.note})" if run and run.note else ""))
         if run is None or run.world_size == 1 or not _is_collective_failure(exc):
             raise
         others = [str(rank) for rank in range(run.world_size) if rank != run.rank]

@@ -24,20 +24,57 @@ def package_dir(module: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def code_fingerprint(*folders: Path) -> str:
-    """SHA-256 over the relative paths and bytes of every source file under `folders`."""
+# mnistlab's modules whose code shapes what a run computes or what a row says: a change to any
+# of them makes every study's rows stale. The others only parse flags, launch, check inputs,
+# place files, render or time, so fixing them leaves measured rows fresh. Every module is in
+# exactly one of the two (a test keeps it so).
+RESULT_MODULES = (
+    "__init__",
+    "batches",
+    "classify",
+    "config",
+    "data",
+    "loop",
+    "rows",
+    "run",
+    "stats",
+    "study",
+)
+HARNESS_MODULES = (
+    "bench",
+    "cli",
+    "dispatch",
+    "entry",
+    "launch",
+    "provenance",
+    "report",
+    "resources",
+    "run_folder",
+    "testing",
+)
+
+
+def code_fingerprint(sources: dict[Path, list[Path]]) -> str:
+    """SHA-256 over each folder's name and its files' relative paths and bytes."""
     digest = hashlib.sha256()
-    for folder in folders:
+    for folder, files in sources.items():
         digest.update(f"<{folder.name}>".encode())
-        for path in sorted(p for p in folder.rglob("*") if p.suffix in SOURCE_SUFFIXES):
+        for path in sorted(files):
             digest.update(f"{path.relative_to(folder).as_posix()}\n".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
 def study_fingerprint(study_module: str) -> str:
-    """The code a study's rows depend on: its own package and mnistlab."""
-    return code_fingerprint(package_dir(study_module), package_dir("mnistlab"))
+    """The code a study's rows depend on: its own package and mnistlab's RESULT_MODULES."""
+    study = package_dir(study_module)
+    mnistlab = package_dir("mnistlab")
+    return code_fingerprint(
+        {
+            study: [p for p in study.rglob("*") if p.suffix in SOURCE_SUFFIXES],
+            mnistlab: [mnistlab / f"{name}.py" for name in RESULT_MODULES],
+        }
+    )
 
 
 def _git(folder: Path, *args: str) -> str | None:

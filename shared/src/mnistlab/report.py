@@ -342,11 +342,12 @@ def readme_sections(results: list[StudyRows], root: Path, budget: Budget) -> dic
 
 # -- the command -----------------------------------------------------------------------------
 def collect(config: ReportConfig, installed: dict[str, str], names: list[str]) -> list[StudyRows]:
-    """The selected studies computed or reused, and every other study that has rows."""
+    """The selected studies computed or reused, every other study that has rows, and a line
+    for each installed study that has none yet."""
     budget_dir = config.work_dir / config.budget
     with_rows = {p.parent.name for p in budget_dir.glob(f"*/{ROWS}")}
     results = []
-    for name in sorted(set(names) | with_rows):
+    for name in sorted(set(installed) | with_rows):
         folder = budget_dir / name
         module = study_module(installed, name) if name in installed else None
         fingerprint = study_fingerprint(module) if module else None

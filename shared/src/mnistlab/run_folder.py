@@ -100,18 +100,53 @@ def find_checkpoint(study_dir: Path, resume: str) -> Path:
         checkpoint = Path(resume)
     else:
         found = complete_checkpoints(Path(resume))
+        if not found and (Path(resume) / CONFIG).is_file():
+            raise UsageError(f"--resume {resume}: {without_checkpoint(Path(resume))}")
         if not found:
             raise UsageError(
                 f"--resume {resume}: no finished checkpoint there; give a run folder, a "
                 f"checkpoint folder (…/{CHECKPOINTS}/epoch-NNNN) or 'latest'"
             )
         checkpoint = found[-1]
+    owner = run_dir_of(checkpoint).parent.name
+    if owner != study_dir.name:  # runs live in <out-dir>/<study>/<run-name>
+        raise UsageError(
+            f"--resume {resume}: that run belongs to the {owner} study, not {study_dir.name}; "
+            f"resume it with `uv run --package {owner} train --resume {resume}`"
+        )
     problem = checkpoint_problem(checkpoint)
     if problem:
         raise UsageError(
             f"checkpoint {checkpoint} cannot be loaded ({problem}); {resume_instead(checkpoint)}"
         )
     return checkpoint
+
+
+def without_checkpoint(run_dir: Path) -> str:
+    """What to do with a run folder that holds no finished checkpoint: a run killed (or still
+    running) before its first epoch ended. Resuming it is impossible, and its name is taken."""
+    if _locked(run_dir):
+        return f"run folder {run_dir} is in use by a run still in its first epoch; wait for it"
+    return (
+        f"run folder {run_dir} holds no checkpoint (its run ended before its first epoch did), "
+        f"so there is nothing to resume; delete it (rm -r {run_dir}) and start the run again, "
+        "or pass a new --run-name"
+    )
+
+
+def _locked(run_dir: Path) -> bool:
+    """Whether a running process holds the run folder's lock (see `RunFolder.open`)."""
+    try:
+        handle = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(handle)  # closing releases a lock taken here
+    return False
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -152,6 +187,8 @@ class RunFolder:
         if config.resume is None:
             name = config.run_name or time.strftime("%Y%m%d-%H%M%S") + f"-s{config.seed}"
             path = study_dir / name
+            if path.exists() and not complete_checkpoints(path) and not (path / SUMMARY).exists():
+                raise UsageError(without_checkpoint(path))
             if path.exists():
                 raise UsageError(
                     f"run folder {path} already exists; pass --resume {path} to continue "
