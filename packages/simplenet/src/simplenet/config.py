@@ -12,6 +12,7 @@ import tyro
 from mnistlab.classify import ClassifierConfig
 from mnistlab.config import require
 from simplenet.model import DropoutAfter, Layout, Model
+from simplenet.precision import fastest_precision
 
 Recipe = Literal["paper", "slim-paper", "modern"]
 Preset = Literal["none", "speedrun", "speedrun-995"]
@@ -60,7 +61,7 @@ SPEEDRUN: dict[str, object] = {
     "weight_decay": 5e-4,
     "label_smoothing": 0.1,
     "translate": 0,
-    "mixed_precision": "bf16",
+    "mixed_precision": "auto",
     "channels_last": True,
     "tta": 1,
 }
@@ -130,9 +131,10 @@ class SimpleNetConfig(ClassifierConfig):
     channels_last: bool | None = None
     """Run convolutions in channels-last memory format (default: off, or the preset's: on a
     CPU it measured ~2x faster for the small nets)."""
-    mixed_precision: Literal["no", "fp16", "bf16"] | None = None  # type: ignore[assignment]
-    """Autocast precision (Accelerate) (default: no, or the preset's: bf16, which AVX-512 BF16
-    CPUs and GPUs run faster)."""
+    mixed_precision: Literal["no", "fp16", "bf16", "auto"] | None = None  # type: ignore[assignment]
+    """Autocast precision (Accelerate) (default: no, or the preset's: auto). auto: bf16 on a GPU;
+    on a CPU bf16 or fp32, whichever trains the net faster there, measured once per machine
+    (see simplenet.precision); config.json records the one that ran."""
 
     def __post_init__(self) -> None:
         require(self.preset in PRESETS, f"--preset must be one of {list(PRESETS)}")
@@ -144,6 +146,8 @@ class SimpleNetConfig(ClassifierConfig):
                 value = preset.get(name, RECIPES[recipe].get(name, DEFAULTS.get(name)))  # type: ignore[index]
                 if value is not None:
                     setattr(self, name, value)
+        if self.mixed_precision == "auto":
+            self.mixed_precision = fastest_precision(self.model)  # type: ignore[arg-type]
         super().__post_init__()
         require(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
         require(self.bn_eps > 0, f"--bn-eps must be > 0, got {self.bn_eps}")
