@@ -5,12 +5,19 @@ files and renders."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from mnistlab import provenance
-from mnistlab.provenance import HARNESS_MODULES, RESULT_MODULES, package_dir, study_fingerprint
+from mnistlab.provenance import (
+    HARNESS_MODULES,
+    RESULT_MODULES,
+    git_state,
+    package_dir,
+    study_fingerprint,
+)
 
 
 def test_every_mnistlab_module_is_classified_once() -> None:
@@ -52,3 +59,20 @@ def test_a_change_to_the_study_makes_its_rows_stale(copied_packages) -> None:
     with (copied_packages["toy"] / "toy.py").open("a") as file:
         file.write("\n# edited\n")
     assert study_fingerprint("toy") != before
+
+
+def test_a_tree_is_dirty_for_code_changes_not_for_a_reports_own_outputs(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "table.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "reports" / "table.md").write_text("new\n")  # what a report run rewrites
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["dirty"] is True

@@ -88,9 +88,18 @@ def _git(folder: Path, *args: str) -> str | None:
 
 
 def git_state(folder: Path) -> dict[str, Any]:
-    """The commit checked out at `folder` and whether tracked files differ from it."""
+    """The commit checked out at `folder` and whether tracked files outside reports/ differ
+    from it (a report rewrites its own tables and figures there before it records this)."""
     commit = _git(folder, "rev-parse", "HEAD")
-    changes = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    changes = _git(
+        folder,
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":(top)",
+        ":(top,exclude)reports",
+    )
     return {"commit": commit, "dirty": None if changes is None else bool(changes)}
 
 
