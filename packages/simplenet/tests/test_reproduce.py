@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from simplenet.config import SimpleNetConfig
-from simplenet.reproduce import SPEEDRUN, SPEEDRUN_TTA0, TTA_CLAIM, settings, tta_claim
+from simplenet.model import build_model, parameter_count
+from simplenet.reproduce import (
+    NET_CHOICES,
+    SPEEDRUN,
+    SPEEDRUN_TTA0,
+    TTA_CLAIM,
+    settings,
+    tta_claim,
+)
 
 
 @pytest.mark.parametrize("budget", ["cpu", "full"])
@@ -27,3 +35,20 @@ def test_the_tta_claim_is_the_paired_validation_difference() -> None:
     assert row.claim == TTA_CLAIM
     assert row.values == pytest.approx([0.2, 0.0, 0.3])
     assert row.higher_is_better
+
+
+def test_each_net_choice_differs_from_the_preset_in_its_net_alone() -> None:
+    """The pooled first layer and the 24/32 widths, trained with the preset's everything else
+    on the preset's seeds, so that the validation difference is the net's."""
+    by_name = {setting.name: setting for setting in settings("cpu")}
+    preset = by_name[SPEEDRUN[1]]
+    for name, model, _, _ in NET_CHOICES:
+        other = by_name[name]
+        assert other.seeds == preset.seeds
+        a, b = SimpleNetConfig(**preset.args), SimpleNetConfig(**other.args)
+        assert {k for k, v in vars(a).items() if vars(b)[k] != v} == {"model"}
+        assert b.model == model
+    # The pooled form computes the same 12x12 map the stride-2 conv does, with as many weights.
+    assert parameter_count(build_model("fast-tiny-pooled")) == parameter_count(
+        build_model("fast-tiny")
+    )

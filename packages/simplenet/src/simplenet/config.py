@@ -91,7 +91,8 @@ class SimpleNetConfig(ClassifierConfig):
     shifts, >= 99.5% (see the README). Flags given override the preset."""
     model: Model | None = None
     """standard (13 layers, 5.50M params), slim (311K), or the speed presets' fast-tiny
-    (162K) (default: standard, or the preset's)."""
+    (162K); fast-tiny-pooled and fast-tiny-24-32 are the choices it made, for comparison
+    (default: standard, or the preset's)."""
     layout: Layout = "pytorch"
     """SimpleNet layout: pytorch (BatchNorm on all 13 convs, floor pools 28-14-7-3-1) or caffe
     (the MNIST prototxt: no BatchNorm on the last 3 layers, ceil pools 28-14-7-4-2-1)."""
