@@ -134,18 +134,26 @@ def without_checkpoint(run_dir: Path) -> str:
     )
 
 
-def _locked(run_dir: Path) -> bool:
-    """Whether a running process holds the run folder's lock (see `RunFolder.open`)."""
-    try:
-        handle = os.open(run_dir, os.O_RDONLY)
-    except OSError:
-        return False
+def _lock_folder(path: Path) -> int:
+    """A handle on the folder itself holding its exclusive lock (nothing is written into it):
+    one process per run folder. BlockingIOError when another process holds the lock."""
+    handle = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        raise
+    return handle
+
+
+def _locked(run_dir: Path) -> bool:
+    """Whether a running process holds the run folder's lock."""
+    try:
+        os.close(_lock_folder(run_dir))  # closing releases the lock taken here
     except BlockingIOError:
         return True
-    finally:
-        os.close(handle)  # closing releases a lock taken here
+    except OSError:
+        return False
     return False
 
 
@@ -247,9 +255,8 @@ class RunFolder:
                     "choose a writable --out-dir"
                 ) from exc
             self.created = True
-        try:  # a lock on the folder itself: nothing is written into it
-            self._lock = os.open(self.path, os.O_RDONLY)
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            self._lock = _lock_folder(self.path)
         except BlockingIOError as exc:
             raise UsageError(
                 f"run folder {self.path} is in use by another process; wait "
