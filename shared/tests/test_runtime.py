@@ -18,11 +18,12 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+import torch
 from toy import TOY, TOY_CHECKPOINTED, ToyConfig, train_toy
 
 from mnistlab.cli import UsageError
 from mnistlab.entry import Abandoned, Terminated, guarded_main
-from mnistlab.resources import check_memory
+from mnistlab.resources import check_memory, out_of_memory_line
 from mnistlab.run import Run
 from mnistlab.run_folder import RunFolder, complete_checkpoints
 from mnistlab.study import Study
@@ -108,6 +109,17 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_delete_it(tmp_path, ho
     assert f"rm -r {run_dir}" in str(error.value) and "pass --resume" not in str(error.value)
     shutil.rmtree(run_dir)  # as told: the same command then starts it again
     assert train_toy(config(tmp_path, run_name="a", epochs=1))["epochs"] == 1
+
+
+def test_a_run_still_in_its_first_epoch_is_not_called_deletable(tmp_path: Path) -> None:
+    run_dir = killed_before_its_first_checkpoint(tmp_path)
+    running = RunFolder(run_dir, checkpoint=run_dir)  # as the process training in it holds it
+    running.open()
+    try:
+        with pytest.raises(UsageError, match="in use by a run still in its first epoch"):
+            train_toy(config(tmp_path, run_name="a", epochs=1))
+    finally:
+        running.release()
 
 
 def test_resuming_another_studys_run_names_that_study(tmp_path: Path) -> None:
@@ -239,6 +251,15 @@ def test_running_out_of_memory_is_one_line_and_keeps_what_was_saved(
     checkpoint = tmp_path / "toy" / "a" / "checkpoints" / "epoch-0001"
     assert checkpoint.is_dir() == kept  # before the first checkpoint: nothing is left
     assert (tmp_path / "toy" / "a").exists() == kept
+
+
+def test_a_gpu_out_of_memory_line_names_the_size_and_the_gpu() -> None:
+    error = torch.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79 GiB"
+    )
+    line = out_of_memory_line(error)
+    assert line is not None and "refused 2.00 GiB (GPU has no more free)" in line
+    assert out_of_memory_line(RuntimeError("shape mismatch")) is None
 
 
 CAP_PROBE = """

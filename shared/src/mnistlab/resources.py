@@ -52,7 +52,10 @@ def memory_capped_at_free_ram() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_DATA, previous)
 
 
-_REFUSED_BYTES = re.compile(r"tried to allocate (\d+(?:\.\d+)? ?[KMGT]?i?B|\d+ bytes)")
+# "you tried to allocate 123 bytes" (CPU), "Tried to allocate 2.00 GiB" (CUDA).
+_REFUSED_BYTES = re.compile(
+    r"tried to allocate (\d+ bytes|\d+(?:\.\d+)? ?[KMGT]?i?B)", re.IGNORECASE
+)
 
 
 def out_of_memory_line(exc: BaseException) -> str | None:
