@@ -13,6 +13,10 @@ DataLoader). For each loss, three ways to take a step, timed in turns (--repeats
              one fused Adam with a param group per block (`build_optimizer`)
   ours-bf16  the same under bf16 autocast, what `--mixed-precision bf16` runs (weights,
              BatchNorm and Adam stay fp32)
+  floor-fp32 the least an fp32 step of this model can cost here: the matrix products of one
+             ours-fp32 step (recorded, then replayed on tensors of the same sizes and strides)
+             and its fused Adam update, nothing else; no fp32 step can beat its ratio to plain
+  floor-bf16 the same for the ours-bf16 step (its matrix products run in bf16)
 It prints the median samples/s of each and its ratio to `plain` of the same loss. bf16 pays
 very differently between CPUs (with AMX about 1.7x fp32 for matmuls; with AVX-512 BF16 alone
 less), so the header's machine line says which was measured.
@@ -26,6 +30,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from local_loss.config import LocalLossConfig
 from local_loss.model import LocalLossNet
@@ -33,7 +38,28 @@ from local_loss.train import build_optimizer
 
 BATCH = 128
 LOSSES = ("global", "predsim")
-WAYS = ("plain", "ours-fp32", "ours-bf16")
+WAYS = ("plain", "ours-fp32", "ours-bf16", "floor-fp32", "floor-bf16")
+MATRIX_PRODUCTS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default}
+
+
+class RecordMatrixProducts(TorchDispatchMode):
+    """Records every matrix product (forward and backward) run inside it: op and arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[torch._ops.OpOverload, tuple]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        if func in MATRIX_PRODUCTS:
+            self.calls.append((func, args))
+        return func(*args, **(kwargs or {}))
+
+
+def same_layout(tensor: torch.Tensor) -> torch.Tensor:
+    """A fresh random tensor of `tensor`'s sizes and strides (a transposed view stays one)."""
+    return torch.empty_strided(
+        tensor.shape, tensor.stride(), dtype=tensor.dtype, device=tensor.device
+    ).normal_()
 
 
 def step_function(way: str, loss: str, device: torch.device) -> Callable[[], None]:
@@ -58,7 +84,24 @@ def step_function(way: str, loss: str, device: torch.device) -> Callable[[], Non
 
         return plain
     optimizer, _ = build_optimizer(model, config)
-    bf16 = way == "ours-bf16"
+    bf16 = way.endswith("bf16")
+    if way.startswith("floor"):
+        recorder = RecordMatrixProducts()
+        with recorder:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss_value = model(images, labels)
+            loss_value.backward()
+        products = [
+            (op, [same_layout(a) if isinstance(a, torch.Tensor) else a for a in args])
+            for op, args in recorder.calls
+        ]
+
+        def floor() -> None:
+            for op, args in products:
+                op(*args)
+            optimizer.step()
+
+        return floor
 
     def ours() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
