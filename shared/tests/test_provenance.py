@@ -61,18 +61,21 @@ def test_a_change_to_the_study_makes_its_rows_stale(copied_packages) -> None:
     assert study_fingerprint("toy") != before
 
 
-def test_a_tree_is_dirty_for_code_changes_not_for_a_reports_own_outputs(tmp_path: Path) -> None:
+def test_a_tree_is_dirty_for_code_changes_not_for_recorded_outputs(tmp_path: Path) -> None:
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
     git("init", "-q")
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "table.md").write_text("old\n")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "speed.txt").write_text("old\n")
     (tmp_path / "code.py").write_text("x = 1\n")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
     assert git_state(tmp_path)["dirty"] is False
     (tmp_path / "reports" / "table.md").write_text("new\n")  # what a report run rewrites
+    (tmp_path / "benchmarks" / "results" / "speed.txt").write_text("new\n")  # a benchmark's
     assert git_state(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path)["dirty"] is True

@@ -88,8 +88,9 @@ def _git(folder: Path, *args: str) -> str | None:
 
 
 def git_state(folder: Path) -> dict[str, Any]:
-    """The commit checked out at `folder` and whether tracked files outside reports/ differ
-    from it (a report rewrites its own tables and figures there before it records this)."""
+    """The commit checked out at `folder` and whether tracked files differ from it, outside
+    reports/ and benchmarks/results/ (a report or a benchmark rewrites its own outputs there
+    before it records this)."""
     commit = _git(folder, "rev-parse", "HEAD")
     changes = _git(
         folder,
@@ -99,6 +100,7 @@ def git_state(folder: Path) -> dict[str, Any]:
         "--",
         ":(top)",
         ":(top,exclude)reports",
+        ":(top,exclude)benchmarks/results",
     )
     return {"commit": commit, "dirty": None if changes is None else bool(changes)}
 
