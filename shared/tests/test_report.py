@@ -190,6 +190,27 @@ def test_every_row_records_what_produced_it(fake_studies) -> None:
     assert "1 rows fresh, 0 stale" in config.report_path.read_text()
 
 
+RUNS_BODY = """
+    import json
+    for name, seconds in (("a-s0", 90.0), ("a-s1", 150.0)):
+        run = folder / "runs" / "fine" / name
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"wall_time_s": seconds}))
+    (folder / "runs" / "fine" / "killed").mkdir()  # no summary: not a finished run
+    return [Row("s", [1.0, 2.0, 1.5], "test error %", False, "uv run report")]
+"""
+
+
+def test_provenance_shows_the_training_time_of_the_runs_a_report_reused(fake_studies) -> None:
+    fake_studies("fine", RUNS_BODY)
+    config = fake_studies.config()
+    report(config)
+    (line,) = [x for x in config.report_path.read_text().splitlines() if x.startswith("| fine |")][
+        -1:
+    ]
+    assert line.endswith("| 4.0 (2 runs) |")  # (90 + 150) s; the report itself took ~0 min
+
+
 def test_a_row_whose_code_changed_turns_stale_until_recomputed(fake_studies) -> None:
     source = fake_studies("fine")
     config = fake_studies.config()

@@ -29,6 +29,7 @@ from mnistlab.dispatch import installed_studies, load_study
 from mnistlab.entry import guarded_main
 from mnistlab.provenance import machine_line, provenance, study_fingerprint
 from mnistlab.rows import Budget, Row
+from mnistlab.run_folder import SUMMARY
 from mnistlab.study import Study, dry_run
 
 ROWS = "rows.json"
@@ -211,6 +212,23 @@ def row_cells(row: Row, result: StudyRows) -> list[str]:
     return [f"{setting}{note}", at_source, row.ours, source, verdict_cell(row, result)]
 
 
+def training_minutes(folder: Path) -> tuple[int, float]:
+    """The finished runs under a study's reproduction folder and their wall minutes summed: what
+    training its rows cost, which a report that reused the runs did not spend itself."""
+    seconds = []
+    for summary in sorted(folder.glob(f"runs/**/{SUMMARY}")):
+        try:
+            seconds.append(float(json.loads(summary.read_text())["wall_time_s"]))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # an unreadable summary is not counted; the rows say what they used
+    return len(seconds), sum(seconds) / 60
+
+
+def training_cell(folder: Path) -> str:
+    runs, minutes = training_minutes(folder)
+    return f"{minutes:.1f} ({runs} run{'s' if runs > 1 else ''})" if runs else "—"
+
+
 def row_line(name: str, row: Row, result: StudyRows) -> str:
     return f"| {name} | {' | '.join(row_cells(row, result))} | `{row.command}` |"
 
@@ -255,15 +273,22 @@ def markdown(results: list[StudyRows], config: ReportConfig) -> str:
         "",
         "## Provenance",
         "",
-        "| study | commit, code fingerprint | machine | measured | minutes |",
-        "|---|---|---|---|---|",
+        "Report minutes: the reproduction's own wall time, short where it reused finished runs. "
+        "Training minutes: its committed runs' wall times summed (runs trained side by side "
+        "overlap). The machine is the report's; a run's summary does not name its CPU, so a "
+        "study's README says where runs were trained elsewhere.",
+        "",
+        "| study | commit, code fingerprint | machine | measured | report minutes | "
+        "training minutes |",
+        "|---|---|---|---|---|---|",
     ]
     for result in measured:
         record = result.provenance
+        folder = config.work_dir / config.budget / result.name
         lines.append(
             f"| {result.name} | {provenance_cell(result)} | "
             f"{machine_line(record.get('machine') or {})} | {record.get('date', '—')} | "
-            f"{record.get('minutes', '—')} |"
+            f"{record.get('minutes', '—')} | {training_cell(folder)} |"
         )
     lines.append("")
     for result in measured:
@@ -279,16 +304,19 @@ def markdown(results: list[StudyRows], config: ReportConfig) -> str:
 
 
 # -- README sections -------------------------------------------------------------------------
-def study_section(result: StudyRows, budget: Budget) -> str:
-    """A study README's results table, from its rows."""
+def study_section(result: StudyRows, budget: Budget, folder: Path) -> str:
+    """A study README's results table, from its rows (`folder`: its reproduction's)."""
     command = f"uv run report --budget {budget} --studies {result.name}"
     if result.error or not result.rows:
         return f"No `{budget}` rows are committed yet; `{command}` measures them."
+    runs, minutes = training_minutes(folder)
+    plural = "s" if runs > 1 else ""
+    trained = f", its {runs} run{plural} {minutes:.1f} min of training in all" if runs else ""
     lines = [
         f"Budget `{budget}`, written by `uv run report` from "
         f"`reports/{budget}/{result.name}/rows.json` (measured {result.provenance.get('date')} on "
         f"{machine_line(result.provenance.get('machine') or {})}, "
-        f"{result.provenance.get('minutes')} min; {provenance_cell(result)}"
+        f"the report {result.provenance.get('minutes')} min{trained}; {provenance_cell(result)}"
         f"{'; STALE: the code changed since' if result.stale else ''}).",
         "",
         "| setting | source's setting | ours | source | verdict |",
@@ -335,7 +363,9 @@ def readme_sections(results: list[StudyRows], root: Path, budget: Budget) -> dic
         readme = root / "packages" / result.name / "README.md"
         if readme.is_file():
             updated[readme] = replace_section(
-                readme.read_text(), budget, study_section(result, budget)
+                readme.read_text(),
+                budget,
+                study_section(result, budget, root / "reports" / budget / result.name),
             )
     return updated
 
