@@ -14,6 +14,7 @@ import tyro
 ConfigT = TypeVar("ConfigT")
 
 USAGE_EXIT_CODE = 2
+SEEDS = 2**32  # numpy's seed range; every run seeds numpy (through Accelerate's set_seed)
 _BOX_CHARS = re.compile(r"[│╭╮╰╯─]+")
 
 
@@ -72,10 +73,14 @@ def parse_config(
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            return tyro.cli(config_cls, args=args, description=description, default=default)
+            config = tyro.cli(config_cls, args=args, description=description, default=default)
     except SystemExit as exit_:
         if exit_.code in (0, None):
             raise
         fail(f"{_first_message(captured.getvalue())} (see --help)")
     except UsageError as error:
         fail(str(error))
+    seed = getattr(config, "seed", None)
+    if isinstance(seed, int) and not 0 <= seed < SEEDS:
+        fail(f"--seed must be between 0 and {SEEDS - 1}, got {seed}")
+    return config

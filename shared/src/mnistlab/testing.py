@@ -30,6 +30,8 @@ from mnistlab.study import Study
 COMMON_BAD_ARGS = (
     ("--no-such-flag",),
     ("--seed", "abc"),
+    ("--seed", "-1"),
+    ("--seed", "4294967296"),
     ("--max-steps", "0"),
     ("--log-every", "0"),
     ("--run-name", "a/b"),
