@@ -178,6 +178,18 @@ def test_a_failing_study_is_one_line_and_the_others_go_on(fake_studies, capsys) 
     assert "Traceback" in (config.work_dir / "cpu" / "broken" / "failure.log").read_text()
 
 
+def test_an_interrupted_report_says_that_its_finished_runs_are_kept(fake_studies, capsys):
+    fake_studies("stopped", "raise KeyboardInterrupt")
+    config = fake_studies.config()
+    with pytest.raises(SystemExit) as stop:
+        report_module.main(["--out", str(config.out), "--work-dir", str(config.work_dir)])
+    assert stop.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted (Ctrl-C): the report was not written; the runs that")
+    assert err.endswith("and the same command continues from them") and "\n" not in err
+    assert not config.report_path.exists()
+
+
 def test_every_row_records_what_produced_it(fake_studies) -> None:
     fake_studies("fine")
     config = fake_studies.config()

@@ -26,7 +26,7 @@ from typing import Any
 from mnistlab.cli import UsageError, first_line, parse_config
 from mnistlab.config import require
 from mnistlab.dispatch import installed_studies, load_study
-from mnistlab.entry import guarded_main
+from mnistlab.entry import Abandoned, guarded_main
 from mnistlab.provenance import machine_line, provenance, study_fingerprint
 from mnistlab.rows import Budget, Row
 from mnistlab.run_folder import SUMMARY
@@ -407,7 +407,16 @@ def report(config: ReportConfig) -> Path:
         print(f"dry run of budget {config.budget}: every setting builds and trains", flush=True)
         return config.report_path
     check_writable(config)
-    results = collect(config, installed, names)
+    try:
+        results = collect(config, installed, names)
+    except KeyboardInterrupt as interrupt:  # what it keeps: the same command goes on from it
+        kept = (
+            f"the report was not written; the runs that finished, and an unfinished run's last "
+            f"checkpoint, are kept under {config.work_dir / config.budget}, and the same "
+            "command continues from them"
+        )
+        Abandoned(kept, 0, 1, 0).attach_to(interrupt)
+        raise
     config.report_path.parent.mkdir(parents=True, exist_ok=True)
     config.report_path.write_text(markdown(results, config))
     if config.budget == "cpu":
