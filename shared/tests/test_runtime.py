@@ -26,7 +26,7 @@ from mnistlab.entry import Abandoned, Terminated, guarded_main
 from mnistlab.resources import check_memory, out_of_memory_line
 from mnistlab.run import Run
 from mnistlab.run_folder import RunFolder, complete_checkpoints
-from mnistlab.study import Study
+from mnistlab.study import Study, train_or_reuse
 from mnistlab.testing import assert_one_line_refusal, cpu_ddp_launch, run_cli, smoke
 
 
@@ -145,6 +145,24 @@ def test_resume_with_different_hyperparameters_is_refused(tmp_path: Path) -> Non
     train_toy(config(tmp_path, run_name="a", epochs=1))
     with pytest.raises(UsageError, match="--lr differ"):
         train_toy(config(tmp_path, epochs=2, lr=0.5, resume=str(tmp_path / "toy" / "a")))
+
+
+def test_an_unfinished_run_resumes_only_for_the_epochs_it_was_started_with(tmp_path: Path):
+    train_toy(config(tmp_path, run_name="a", epochs=2))
+    run_dir = tmp_path / "toy" / "a"
+    (run_dir / "summary.json").unlink()  # as if stopped after its last checkpoint
+    with pytest.raises(UsageError, match="--epochs 3 differs from the 2 that the unfinished run"):
+        train_toy(config(tmp_path, epochs=3, resume=str(run_dir)))
+    assert train_toy(config(tmp_path, epochs=2, resume=str(run_dir)))["epochs"] == 2
+    # A finished run can still be extended.
+    assert train_toy(config(tmp_path, epochs=3, resume=str(run_dir)))["epochs"] == 3
+
+
+def test_a_reproduction_never_reuses_a_run_made_for_another_length(tmp_path: Path) -> None:
+    train_or_reuse(train_toy, config(tmp_path, run_name="a", epochs=1))
+    with pytest.raises(UsageError, match="was made with other epochs; delete it"):
+        train_or_reuse(train_toy, config(tmp_path, run_name="a", epochs=2))
+    assert train_or_reuse(train_toy, config(tmp_path, run_name="a", epochs=1))["epochs"] == 1
 
 
 def test_unwritable_out_dir_is_refused(tmp_path: Path) -> None:

@@ -161,11 +161,19 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.parent.parent
 
 
+# How long a run trains: a finished run may be extended (resumed with a larger --epochs), so a
+# checkpoint's `trained_with` leaves them out, but a finished run made for another length is
+# not the run a reproduction asks for.
+LENGTH_FIELDS = ("epochs", "max_steps")
+
+
 def changed_fields(config: RunConfig, saved: dict) -> list[str]:
     """Fields in which `config` computes something other than the run that saved `saved` (its
     config.json, or a checkpoint's `trained_with`): every field but the `resumable_fields`,
-    which only say where and how long."""
+    which only say where and how long, and the length wherever `saved` records it (a
+    config.json does)."""
     now = training_fields(config)
+    now.update({k: getattr(config, k) for k in LENGTH_FIELDS if k in saved})
     return sorted(k for k in now if saved.get(k) != now[k])
 
 
@@ -237,6 +245,15 @@ class RunFolder:
                 f"--resume: {', '.join('--' + k.replace('_', '-') for k in changed)} differ "
                 f"from the run being resumed ({saved_path}); pass the same values or start "
                 "a new run"
+            )
+        planned = saved.get("epochs")
+        if not (path / SUMMARY).exists() and planned not in (None, config.epochs):
+            # A study's lr schedule or phases may follow the planned length (simplenet's one
+            # cycle, guess-net's routing epoch): changing it midway trains neither length.
+            raise UsageError(
+                f"--resume: --epochs {config.epochs} differs from the {planned} that the "
+                f"unfinished run {path} is training for; resume it with --epochs {planned}, "
+                "or start a new run"
             )
         return cls(path, checkpoint)
 
