@@ -111,6 +111,19 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_delete_it(tmp_path, ho
     assert train_toy(config(tmp_path, run_name="a", epochs=1))["epochs"] == 1
 
 
+@pytest.mark.parametrize("how", ["--run-name", "--resume"])
+def test_a_finished_run_without_its_checkpoints_is_never_called_deletable(tmp_path, how):
+    """A committed run keeps config, summary and metrics only: it cannot be resumed, and it is
+    a result, not debris (it used to be called a run killed in its first epoch, to delete)."""
+    train_toy(config(tmp_path, run_name="a", epochs=1))
+    run_dir = tmp_path / "toy" / "a"
+    shutil.rmtree(run_dir / "checkpoints")
+    options = {"run_name": "a"} if how == "--run-name" else {"resume": str(run_dir)}
+    with pytest.raises(UsageError, match="holds a finished run whose checkpoints were not kept"):
+        train_toy(config(tmp_path, epochs=1, **options))
+    assert (run_dir / "summary.json").is_file()
+
+
 def test_a_run_still_in_its_first_epoch_is_not_called_deletable(tmp_path: Path) -> None:
     run_dir = killed_before_its_first_checkpoint(tmp_path)
     running = RunFolder(run_dir, checkpoint=run_dir)  # as the process training in it holds it

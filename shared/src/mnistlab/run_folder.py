@@ -123,8 +123,16 @@ def find_checkpoint(study_dir: Path, resume: str) -> Path:
 
 
 def without_checkpoint(run_dir: Path) -> str:
-    """What to do with a run folder that holds no finished checkpoint: a run killed (or still
-    running) before its first epoch ended. Resuming it is impossible, and its name is taken."""
+    """What to do with a run folder that holds no finished checkpoint: a finished run whose
+    checkpoints were not kept (a committed run keeps config, summary and metrics only), or a
+    run killed (or still running) before its first epoch ended. Resuming it is impossible, and
+    its name is taken."""
+    if (run_dir / SUMMARY).is_file():
+        return (
+            f"run folder {run_dir} holds a finished run whose checkpoints were not kept (its "
+            f"results are in {run_dir / SUMMARY}), so there is nothing to resume or evaluate; "
+            "train it again under a new --run-name to get its weights"
+        )
     if _locked(run_dir):
         return f"run folder {run_dir} is in use by a run still in its first epoch; wait for it"
     return (
@@ -203,7 +211,7 @@ class RunFolder:
         if config.resume is None:
             name = config.run_name or time.strftime("%Y%m%d-%H%M%S") + f"-s{config.seed}"
             path = study_dir / name
-            if path.exists() and not complete_checkpoints(path) and not (path / SUMMARY).exists():
+            if path.exists() and not complete_checkpoints(path):
                 raise UsageError(without_checkpoint(path))
             if path.exists():
                 raise UsageError(
