@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from mnistlab.cli import UsageError
 from mnistlab.data import load_split
 from mnistlab.testing import cpu_ddp_launch
 from rmdl.config import RmdlConfig
@@ -121,6 +123,16 @@ def test_predict_classifies_the_test_split_and_pngs(one_process, data_dir, tmp_p
     assert torch.equal(result["vote"], expected["vote"][:5])
     assert torch.equal(result["members"], saved["test_probabilities"][:, :5].argmax(dim=2))
     assert len(capsys.readouterr().out.splitlines()) == 1 + 5
+
+
+def test_predict_on_a_run_without_its_weights_is_one_line(one_process, tmp_path: Path):
+    """As on a committed run: specs and index kept, weights not."""
+    kept = tmp_path / "run"
+    shutil.copytree(Path(one_process["run_dir"]) / ENSEMBLE_DIR, kept / ENSEMBLE_DIR)
+    for weights in (kept / ENSEMBLE_DIR).glob("*.pt"):
+        weights.unlink()
+    with pytest.raises(UsageError, match="describes the ensemble but lacks its weights"):
+        predict(PredictConfig(kept))
 
 
 def test_a_small_lstm_member_learns_mnist_in_a_short_run(data_dir: Path, tmp_path: Path):

@@ -6,6 +6,7 @@ are shown but do not vote."""
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,8 +48,19 @@ class PredictConfig:
 
 
 def ensemble_folder(run: Path) -> Path:
+    """The run's saved ensemble, refused in one line when it or its members' weights are
+    missing (a committed run keeps the members' specs and the index, not their weights)."""
     for folder in (run / ENSEMBLE_DIR, run):
         if (folder / INDEX_FILE).is_file():
+            names = [
+                row["name"] for row in json.loads((folder / INDEX_FILE).read_text())["members"]
+            ]
+            missing = [f"{name}.pt" for name in names if not (folder / f"{name}.pt").is_file()]
+            if missing:
+                raise UsageError(
+                    f"{folder} describes the ensemble but lacks its weights ({', '.join(missing)}"
+                    "; a committed run keeps none); train the run again to classify with it"
+                )
             return folder
     raise UsageError(
         f"{run} holds no saved ensemble ({ENSEMBLE_DIR}/{INDEX_FILE}); pass the "
