@@ -21,6 +21,7 @@ from mnistlab.testing import cpu_ddp_launch
 from rmdl.config import RmdlConfig
 from rmdl.ensemble import ENSEMBLE_DIR, PREDICTIONS_FILE, load_member, vote, voters
 from rmdl.predict import PredictConfig, member_probabilities, predict
+from rmdl.reproduce import ensemble_errors, mix
 from rmdl.study import STUDY
 from rmdl.train import train
 
@@ -133,6 +134,19 @@ def test_predict_on_a_run_without_its_weights_is_one_line(one_process, tmp_path:
         weights.unlink()
     with pytest.raises(UsageError, match="describes the ensemble but lacks its weights"):
         predict(PredictConfig(kept))
+
+
+def test_a_runs_nested_errors_are_kept_so_a_clone_rebuilds_the_rows(one_process, tmp_path):
+    ensembles = {"one per kind": mix(1, 1, 1), "two dnns": mix(2, 0, 0)}
+    run = tmp_path / "run"
+    shutil.copytree(one_process["run_dir"], run, ignore=shutil.ignore_patterns("checkpoints"))
+    results, members = ensemble_errors(run, ensembles)
+    assert results["two dnns"]["members"] == 2 and len(members) == 4
+    for saved in (run / ENSEMBLE_DIR).glob("*.pt"):  # what a commit keeps: no tensors
+        saved.unlink()
+    assert ensemble_errors(run, ensembles) == (results, members)
+    with pytest.raises(UsageError, match="keeps neither its members' test predictions"):
+        ensemble_errors(run, {"one cnn": mix(0, 1, 0)})
 
 
 def test_a_small_lstm_member_learns_mnist_in_a_short_run(data_dir: Path, tmp_path: Path):

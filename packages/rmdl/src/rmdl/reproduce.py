@@ -37,6 +37,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 
+from mnistlab.cli import UsageError
 from mnistlab.stats import paired_differences
 from mnistlab.study import Budget, Row, Source, train_or_reuse
 from rmdl.config import RmdlConfig
@@ -50,6 +51,8 @@ from rmdl.ensemble import (
     vote,
 )
 from rmdl.members import KINDS, Kind
+
+NESTED_ERRORS_FILE = "nested_errors.json"
 from rmdl.train import train
 
 PAPER_ERROR = {3: 0.51, 9: 0.41, 15: 0.21, 30: 0.18}  # MNIST test error %, Kowsari et al. 2018
@@ -105,8 +108,31 @@ def subset(names: list[str], counts: dict[Kind, int]) -> torch.Tensor:
 def ensemble_errors(
     run_dir: Path, ensembles: dict[str, dict[Kind, int]]
 ) -> tuple[dict[str, dict], list[dict]]:
-    """Test error % of each nested ensemble (both votes, best member) and the member table."""
+    """Test error % of each nested ensemble (both votes, best member) and the member table,
+    computed from the members' saved test predictions and kept in NESTED_ERRORS_FILE: the
+    predictions are not committed, the errors are, so a clone rebuilds the rows from them."""
     folder = run_dir / ENSEMBLE_DIR
+    kept = folder / NESTED_ERRORS_FILE
+    if kept.is_file():
+        record = json.loads(kept.read_text())
+        if record["ensembles"] == ensembles:
+            return record["results"], record["members"]
+    if not (folder / PREDICTIONS_FILE).is_file():
+        raise UsageError(
+            f"{run_dir} keeps neither its members' test predictions ({PREDICTIONS_FILE}) nor "
+            f"the errors of these ensembles ({NESTED_ERRORS_FILE}); delete the run to retrain it"
+        )
+    results, members = nested_errors(folder, ensembles)
+    kept.write_text(
+        json.dumps({"ensembles": ensembles, "results": results, "members": members}, indent=1)
+    )
+    return results, members
+
+
+def nested_errors(
+    folder: Path, ensembles: dict[str, dict[Kind, int]]
+) -> tuple[dict[str, dict], list[dict]]:
+    """`ensemble_errors` from a saved ensemble's test predictions."""
     index = json.loads((folder / INDEX_FILE).read_text())
     saved = torch.load(folder / PREDICTIONS_FILE)
     members = index["members"]
