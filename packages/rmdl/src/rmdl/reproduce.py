@@ -51,9 +51,9 @@ from rmdl.ensemble import (
     vote,
 )
 from rmdl.members import KINDS, Kind
+from rmdl.train import train
 
 NESTED_ERRORS_FILE = "nested_errors.json"
-from rmdl.train import train
 
 PAPER_ERROR = {3: 0.51, 9: 0.41, 15: 0.21, 30: 0.18}  # MNIST test error %, Kowsari et al. 2018
 PAPER_REF = "Kowsari et al. 2018, RMDL (arXiv 1805.01890), MNIST table"
