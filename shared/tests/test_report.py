@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mnistlab import report as report_module
+from mnistlab import study as study_module
 from mnistlab.dispatch import installed_studies
 from mnistlab.report import ROWS, ReportConfig, load_rows, readme_sections, report
 from mnistlab.rows import Row, Source
@@ -358,6 +359,37 @@ def committed_report_files() -> list[Path]:
     except (OSError, subprocess.CalledProcessError):
         return [p for p in (REPO / "reports").rglob("*") if p.is_file()]
     return [REPO / name for name in listed.split("\0") if name and (REPO / name).is_file()]
+
+
+COMMITTED_CPU = sorted(p.parent.name for p in (REPO / "reports" / "cpu").glob(f"*/{ROWS}"))
+
+
+@pytest.mark.parametrize("study", COMMITTED_CPU)
+def test_the_committed_runs_rebuild_the_committed_rows(study, tmp_path, monkeypatch) -> None:
+    """The next session, or a reader, has the committed files only: a study's reproduction run
+    on a copy of them must give its committed rows again without training anything."""
+    if study not in installed_studies():
+        pytest.skip(f"{study} is not installed")
+    committed = REPO / "reports" / "cpu" / study
+    for path in committed_report_files():
+        if path.is_relative_to(committed):
+            copy = tmp_path / path.relative_to(committed)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(path.read_bytes())
+
+    def not_committed(config) -> None:
+        raise AssertionError(f"run {config.run_name} is not committed: the rows would train it")
+
+    reproduction = report_module.load_study(study).reproduce  # imports the study's modules
+    real = study_module.train_or_reuse
+    module = installed_studies()[study].split(":")[0].split(".")[0]
+    for name, loaded in list(sys.modules.items()):  # every module of the study that reuses runs
+        if name.split(".")[0] == module and hasattr(loaded, "train_or_reuse"):
+            monkeypatch.setattr(loaded, "train_or_reuse", lambda _, c: real(not_committed, c))
+    monkeypatch.chdir(tmp_path)  # nothing may be read through the repository's own reports/
+    rows = reproduction("cpu", tmp_path)
+    expected = [Row.from_json(raw) for raw in json.loads((committed / ROWS).read_text())]
+    assert [row.to_json() for row in rows] == [row.to_json() for row in expected]
 
 
 def test_committed_evidence_stays_small_and_holds_no_weights() -> None:
