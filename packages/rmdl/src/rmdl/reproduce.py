@@ -314,13 +314,13 @@ def reproduce(budget: Budget, folder: Path) -> list[Row]:
     per_seed: dict[int, dict] = {}
     members: list[dict] = []
     for seed in SEEDS[budget]:
-        summary = train_or_reuse(
-            train,
-            dataclasses.replace(
-                config, seed=seed, out_dir=folder / "runs", run_name=f"{config.members}-s{seed}"
-            ),
+        run = dataclasses.replace(
+            config, seed=seed, out_dir=folder / "runs", run_name=f"{config.members}-s{seed}"
         )
-        per_seed[seed], seed_members = ensemble_errors(Path(summary["run_dir"]), ENSEMBLES[budget])
+        train_or_reuse(train, run)
+        # Its folder here, not the summary's run_dir: that is relative to where it trained.
+        run_dir = run.out_dir / RmdlConfig.study / str(run.run_name)
+        per_seed[seed], seed_members = ensemble_errors(run_dir, ENSEMBLES[budget])
         members = members or seed_members
     write_table(folder, budget, per_seed, members, config)
     plot(folder, per_seed)
