@@ -13,10 +13,12 @@ import torch
 from guess_net.config import GuessNetConfig
 from guess_net.model import GuessNetVAE
 from guess_net.reference import hard_mask, pixels, reference_true_class_probability
+from guess_net.study import STUDY
 from guess_net.train import build_model, choose_flag_threshold, train, training_loss
 from mnistlab.batches import BatchSource
 from mnistlab.cli import UsageError
 from mnistlab.data import Split, load_split
+from mnistlab.testing import assert_one_line_refusal, run_cli, smoke
 
 NEIGHBOURS = 10_000  # training images the 1-NN model searches
 
@@ -136,3 +138,15 @@ def test_the_hard_set_is_hard_for_an_independent_model(data_dir: Path) -> None:
     wrong = (train_split.labels[:NEIGHBOURS][nearest] != test_split.labels).float()
     mask = hard_mask("mnist", data_dir, 0.1)
     assert wrong[mask].mean() > 5 * wrong[~mask].mean()
+
+
+def test_a_run_is_never_resumed_for_another_length(tmp_path: Path, capsys) -> None:
+    """The gamma ramp and the default routing epoch follow --epochs: a run extended from 1 to
+    2 epochs would be neither, so any change of --epochs is refused."""
+    assert run_cli(STUDY, smoke(STUDY, tmp_path, "short", "--epochs", "1"), capsys)[0] == 0
+    run_dir = tmp_path / "guess-net" / "short"
+    code, _, err = run_cli(
+        STUDY, ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)], capsys
+    )
+    assert_one_line_refusal(code, err)
+    assert "--epochs differ" in err

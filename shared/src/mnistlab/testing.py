@@ -17,6 +17,7 @@ the toy studies of shared/tests.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -147,16 +148,40 @@ class StudyContract:
         if not study.resumable:
             pytest.skip(f"{study.name} refuses --resume (tested among its bad values)")
         assert run_cli(study, smoke(study, tmp_path, "straight", "--epochs", "2"), capsys)[0] == 0
-        assert run_cli(study, smoke(study, tmp_path, "resumed", "--epochs", "1"), capsys)[0] == 0
+        assert run_cli(study, smoke(study, tmp_path, "resumed", "--epochs", "2"), capsys)[0] == 0
         run_dir = tmp_path / study.name / "resumed"
-        code, _, err = run_cli(
-            study, ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)], capsys
-        )
+        # As a run stopped after its first epoch leaves it: no later checkpoint, no summary.
+        shutil.rmtree(run_dir / "checkpoints" / "epoch-0002")
+        (run_dir / "summary.json").unlink()
+        code, _, err = run_cli(study, ["--resume", str(run_dir), "--out-dir", str(tmp_path)], capsys)
         assert code == 0, err
-        straight = json.loads((tmp_path / study.name / "straight" / "summary.json").read_text())
-        resumed = json.loads((run_dir / "summary.json").read_text())
-        assert resumed["fingerprint"] == straight["fingerprint"]
-        assert resumed["epochs"] == 2
-        steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()]
-        epochs = [json.loads(line).get("epoch") for line in (run_dir / "metrics.jsonl").open()]
-        assert len(steps) == len(set(zip(steps, epochs, strict=True))), "duplicated metrics lines"
+        assert_same_run(tmp_path / study.name / "straight", run_dir)
+
+    def test_a_finished_run_is_extended_only_where_its_schedule_allows(
+        self, data_dir, tmp_path, capsys
+    ):
+        study = self.study
+        if not study.resumable:
+            pytest.skip(f"{study.name} refuses --resume (tested among its bad values)")
+        assert run_cli(study, smoke(study, tmp_path, "short", "--epochs", "1"), capsys)[0] == 0
+        run_dir = tmp_path / study.name / "short"
+        extend = ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)]
+        code, _, err = run_cli(study, extend, capsys)
+        if "epochs" not in study.config.resumable_fields:  # its schedule follows the length
+            assert_one_line_refusal(code, err)
+            assert "--epochs differ" in err
+            return
+        assert code == 0, err
+        assert run_cli(study, smoke(study, tmp_path, "straight", "--epochs", "2"), capsys)[0] == 0
+        assert_same_run(tmp_path / study.name / "straight", run_dir)
+
+
+def assert_same_run(straight: Path, resumed: Path) -> None:
+    """A resumed (or extended) run ends where the uninterrupted one does, metrics once each."""
+    expected = json.loads((straight / "summary.json").read_text())
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert summary["fingerprint"] == expected["fingerprint"]
+    assert summary["epochs"] == expected["epochs"]
+    lines = [json.loads(line) for line in (resumed / "metrics.jsonl").open()]
+    keys = [(line["step"], line.get("epoch")) for line in lines]
+    assert len(keys) == len(set(keys)), "duplicated metrics lines"

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from guess_net.model import ReservedForm
 from mnistlab.classify import ClassifierConfig
-from mnistlab.config import require
+from mnistlab.config import RESUMABLE_FIELDS, require
 
 ClassLoss = Literal["ce", "focal-lin", "focal-source"]
 
@@ -18,6 +18,9 @@ ClassLoss = Literal["ce", "focal-lin", "focal-source"]
 @dataclass
 class GuessNetConfig(ClassifierConfig):
     study: ClassVar[str] = "guess-net"
+    # The gamma ramp and the default routing epoch follow --epochs: a run resumed
+    # with another length (even a finished one, extended) would train neither, so it is refused.
+    resumable_fields: ClassVar[frozenset[str]] = RESUMABLE_FIELDS - {"epochs"}
 
     epochs: int = 3
     border: bool = False

@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar, Literal
 import tyro
 
 from mnistlab.classify import ClassifierConfig
-from mnistlab.config import require
+from mnistlab.config import RESUMABLE_FIELDS, require
 from simplenet.model import DropoutAfter, Layout, Model
 from simplenet.precision import fastest_precision
 
@@ -84,6 +84,9 @@ DEFAULTS: dict[str, object] = {
 @dataclass
 class SimpleNetConfig(ClassifierConfig):
     study: ClassVar[str] = "simplenet"
+    # The modern recipe's one-cycle lr is laid out over --epochs: a run resumed with another
+    # length (even a finished one, extended) would train neither length, so it is refused.
+    resumable_fields: ClassVar[frozenset[str]] = RESUMABLE_FIELDS - {"epochs"}
 
     preset: Preset = "none"
     """speedrun: a small BatchNorm conv net trained for one epoch, >= 99.0% mean test
