@@ -18,7 +18,7 @@ from guess_net.train import build_model, choose_flag_threshold, train, training_
 from mnistlab.batches import BatchSource
 from mnistlab.cli import UsageError
 from mnistlab.data import Split, load_split
-from mnistlab.testing import assert_one_line_refusal, run_cli, smoke
+from mnistlab.testing import assert_a_length_change_is_refused
 
 NEIGHBOURS = 10_000  # training images the 1-NN model searches
 
@@ -141,12 +141,5 @@ def test_the_hard_set_is_hard_for_an_independent_model(data_dir: Path) -> None:
 
 
 def test_a_run_is_never_resumed_for_another_length(tmp_path: Path, capsys) -> None:
-    """The gamma ramp and the default routing epoch follow --epochs: a run extended from 1 to
-    2 epochs would be neither, so any change of --epochs is refused."""
-    assert run_cli(STUDY, smoke(STUDY, tmp_path, "short", "--epochs", "1"), capsys)[0] == 0
-    run_dir = tmp_path / "guess-net" / "short"
-    code, _, err = run_cli(
-        STUDY, ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)], capsys
-    )
-    assert_one_line_refusal(code, err)
-    assert "--epochs differ" in err
+    """The gamma ramp and the default routing epoch follow --epochs."""
+    assert_a_length_change_is_refused(STUDY, tmp_path, capsys)

@@ -153,7 +153,9 @@ class StudyContract:
         # As a run stopped after its first epoch leaves it: no later checkpoint, no summary.
         shutil.rmtree(run_dir / "checkpoints" / "epoch-0002")
         (run_dir / "summary.json").unlink()
-        code, _, err = run_cli(study, ["--resume", str(run_dir), "--out-dir", str(tmp_path)], capsys)
+        code, _, err = run_cli(
+            study, ["--resume", str(run_dir), "--out-dir", str(tmp_path)], capsys
+        )
         assert code == 0, err
         assert_same_run(tmp_path / study.name / "straight", run_dir)
 
@@ -163,14 +165,13 @@ class StudyContract:
         study = self.study
         if not study.resumable:
             pytest.skip(f"{study.name} refuses --resume (tested among its bad values)")
+        if "epochs" not in study.config.resumable_fields:  # its schedule follows the length
+            assert_a_length_change_is_refused(study, tmp_path, capsys)
+            return
         assert run_cli(study, smoke(study, tmp_path, "short", "--epochs", "1"), capsys)[0] == 0
         run_dir = tmp_path / study.name / "short"
         extend = ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)]
         code, _, err = run_cli(study, extend, capsys)
-        if "epochs" not in study.config.resumable_fields:  # its schedule follows the length
-            assert_one_line_refusal(code, err)
-            assert "--epochs differ" in err
-            return
         assert code == 0, err
         assert run_cli(study, smoke(study, tmp_path, "straight", "--epochs", "2"), capsys)[0] == 0
         assert_same_run(tmp_path / study.name / "straight", run_dir)
@@ -185,3 +186,15 @@ def assert_same_run(straight: Path, resumed: Path) -> None:
     lines = [json.loads(line) for line in (resumed / "metrics.jsonl").open()]
     keys = [(line["step"], line.get("epoch")) for line in lines]
     assert len(keys) == len(set(keys)), "duplicated metrics lines"
+
+
+def assert_a_length_change_is_refused(study: Study, tmp_path: Path, capsys) -> None:
+    """For a study whose schedule follows --epochs: a finished 1-epoch run resumed with
+    --epochs 2 is refused in one line (an extension would be neither length)."""
+    assert run_cli(study, smoke(study, tmp_path, "short", "--epochs", "1"), capsys)[0] == 0
+    run_dir = tmp_path / study.name / "short"
+    code, _, err = run_cli(
+        study, ["--resume", str(run_dir), "--epochs", "2", "--out-dir", str(tmp_path)], capsys
+    )
+    assert_one_line_refusal(code, err)
+    assert "--epochs differ" in err
