@@ -205,23 +205,28 @@ def test_every_row_records_what_produced_it(fake_studies) -> None:
 
 RUNS_BODY = """
     import json
-    for name, seconds in (("a-s0", 90.0), ("a-s1", 150.0)):
+    cpu = {"cpu": "CPU X", "cores": 2, "amx": True, "gpu": None, "torch": "2.9"}
+    for name, summary in (
+        ("a-s0", {"wall_time_s": 90.0}),  # from before runs named their machine
+        ("a-s1", {"wall_time_s": 150.0, "machine": cpu, "threads": 1}),
+    ):
         run = folder / "runs" / "fine" / name
         run.mkdir(parents=True)
-        (run / "summary.json").write_text(json.dumps({"wall_time_s": seconds}))
+        (run / "summary.json").write_text(json.dumps(summary))
     (folder / "runs" / "fine" / "killed").mkdir()  # no summary: not a finished run
     return [Row("s", [1.0, 2.0, 1.5], "test error %", False, "uv run report")]
 """
 
 
-def test_provenance_shows_the_training_time_of_the_runs_a_report_reused(fake_studies) -> None:
+def test_provenance_shows_the_training_time_and_machines_of_the_runs_it_used(fake_studies):
     fake_studies("fine", RUNS_BODY)
     config = fake_studies.config()
     report(config)
     (line,) = [x for x in config.report_path.read_text().splitlines() if x.startswith("| fine |")][
         -1:
     ]
-    assert line.endswith("| 4.0 (2 runs) |")  # (90 + 150) s; the report itself took ~0 min
+    # (90 + 150) s, though the report itself took ~0 min; one run names its machine
+    assert line.endswith("| 4.0 (2 runs; CPU X, 2 cores, AMX, no GPU, torch 2.9, 1 threads ×1) |")
 
 
 def test_a_row_whose_code_changed_turns_stale_until_recomputed(fake_studies) -> None:

@@ -134,6 +134,17 @@ def started_in_process() -> Iterator[None]:
 
 
 def launched_command(config: RunConfig, argv: list[str]) -> str:
-    """The command a run's summary records: the one typed, or for an in-process run the train
-    command that computes the same thing."""
-    return train_command(config) if _in_process.get() else shlex.join(argv)
+    """The command a run's summary records: for an in-process run the train command that
+    computes the same thing; else the arguments given, after `uv run --package STUDY train`
+    in place of the interpreter and its entry point (`…/.venv/bin/python …/bin/train` or
+    `python -m STUDY`), whose absolute paths would only hold on the machine that ran it."""
+    if _in_process.get():
+        return train_command(config)
+    args = argv[1:]  # after the interpreter
+    if args[:1] == ["-m"]:
+        args = args[2:]
+    elif args and Path(args[0]).name == "train":
+        args = args[1:]
+    else:  # some other way in: kept as it was
+        return shlex.join(argv)
+    return shlex.join(["uv", "run", "--package", type(config).study, "train", *args])

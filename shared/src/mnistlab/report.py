@@ -18,6 +18,7 @@ import os
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,21 +213,29 @@ def row_cells(row: Row, result: StudyRows) -> list[str]:
     return [f"{setting}{note}", at_source, row.ours, source, verdict_cell(row, result)]
 
 
-def training_minutes(folder: Path) -> tuple[int, float]:
-    """The finished runs under a study's reproduction folder and their wall minutes summed: what
-    training its rows cost, which a report that reused the runs did not spend itself."""
-    seconds = []
-    for summary in sorted(folder.glob(f"runs/**/{SUMMARY}")):
+def training_minutes(folder: Path) -> tuple[int, float, Counter[str]]:
+    """The finished runs under a study's reproduction folder, their wall minutes summed (what
+    training its rows cost, which a report that reused the runs did not spend itself) and the
+    machines that trained them, where their summaries name one."""
+    seconds, machines = [], Counter[str]()
+    for path in sorted(folder.glob(f"runs/**/{SUMMARY}")):
         try:
-            seconds.append(float(json.loads(summary.read_text())["wall_time_s"]))
+            summary = json.loads(path.read_text())
+            seconds.append(float(summary["wall_time_s"]))
         except (OSError, ValueError, TypeError, KeyError):
             continue  # an unreadable summary is not counted; the rows say what they used
-    return len(seconds), sum(seconds) / 60
+        if isinstance(summary.get("machine"), dict):
+            threads = summary.get("threads")
+            machines[machine_line(summary["machine"]) + f", {threads} threads"] += 1
+    return len(seconds), sum(seconds) / 60, machines
 
 
 def training_cell(folder: Path) -> str:
-    runs, minutes = training_minutes(folder)
-    return f"{minutes:.1f} ({runs} run{'s' if runs > 1 else ''})" if runs else "—"
+    runs, minutes, machines = training_minutes(folder)
+    if not runs:
+        return "—"
+    trained_on = "".join(f"; {line} ×{count}" for line, count in machines.items())
+    return f"{minutes:.1f} ({runs} run{'s' if runs > 1 else ''}{trained_on})"
 
 
 def row_line(name: str, row: Row, result: StudyRows) -> str:
@@ -275,8 +284,9 @@ def markdown(results: list[StudyRows], config: ReportConfig) -> str:
         "",
         "Report minutes: the reproduction's own wall time, short where it reused finished runs. "
         "Training minutes: its committed runs' wall times summed (runs trained side by side "
-        "overlap). The machine is the report's; a run's summary does not name its CPU, so a "
-        "study's README says where runs were trained elsewhere.",
+        "overlap), and the machines of the runs whose summaries name theirs (runs trained "
+        "since 2026-12-07); the machine column is the report's, and a study's README says "
+        "where older runs were trained elsewhere.",
         "",
         "| study | commit, code fingerprint | machine | measured | report minutes | "
         "training minutes |",
@@ -309,7 +319,7 @@ def study_section(result: StudyRows, budget: Budget, folder: Path) -> str:
     command = f"uv run report --budget {budget} --studies {result.name}"
     if result.error or not result.rows:
         return f"No `{budget}` rows are committed yet; `{command}` measures them."
-    runs, minutes = training_minutes(folder)
+    runs, minutes, _ = training_minutes(folder)
     plural = "s" if runs > 1 else ""
     trained = f", its {runs} run{plural} {minutes:.1f} min of training in all" if runs else ""
     lines = [

@@ -42,6 +42,7 @@ from mnistlab.cli import UsageError, first_line
 from mnistlab.config import RunConfig, launched_command, to_jsonable
 from mnistlab.entry import Abandoned
 from mnistlab.loop import LoopState
+from mnistlab.provenance import machine
 from mnistlab.run_folder import (
     CONFIG,
     SUMMARY,
@@ -423,6 +424,9 @@ class Run:
             "device_name": torch.cuda.get_device_name() if self.device.type == "cuda" else "cpu",
             "mixed_precision": self.config.mixed_precision,
             "torch": torch.__version__,
+            # Timings belong to a machine: its CPU (and AMX), GPU and the threads used.
+            "machine": machine(),
+            "threads": torch.get_num_threads(),
             "fingerprint": fingerprint,
             "ranks_agree": len(set(rank_fingerprints)) == 1,
             "config": to_jsonable(self.config),
