@@ -229,6 +229,35 @@ def test_provenance_shows_the_training_time_and_machines_of_the_runs_it_used(fak
     assert line.endswith("| 4.0 (2 runs; CPU X, 2 cores, AMX, no GPU, torch 2.9, 1 threads ×1) |")
 
 
+REUSE_BODY = """
+    import json
+    run = folder / "runs" / "fine" / "a-s0"
+    if not (run / "summary.json").is_file():  # trained once, reused after
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"wall_time_s": 60.0}))
+    return [Row("s", [1.0, 2.0, 1.5], "test error %", False, "uv run report")]
+"""
+
+
+def test_rows_recomputed_from_reused_runs_keep_where_the_runs_were_measured(fake_studies):
+    fake_studies("fine", REUSE_BODY)
+    config = fake_studies.config()
+    report(config)
+    rows_file = config.work_dir / "cpu" / "fine" / ROWS
+    raw = json.loads(rows_file.read_text())
+    record = raw[0]["provenance"]
+    assert record["trained"] == {k: record[k] for k in ("machine", "date", "minutes")}
+    cpu = {"cpu": "CPU Y", "cores": 2, "amx": False, "gpu": None, "torch": "2.9"}
+    elsewhere = {"machine": cpu, "date": "2026-01-01 00:00", "minutes": 42.0}
+    for row in raw:  # as if another machine had trained the runs
+        row["provenance"]["trained"] = elsewhere
+    rows_file.write_text(json.dumps(raw))
+    report(fake_studies.config(again=True))  # recomputes the rows, trains nothing
+    assert json.loads(rows_file.read_text())[0]["provenance"]["trained"] == elsewhere
+    line = [x for x in config.report_path.read_text().splitlines() if x.startswith("| fine |")][-1]
+    assert "| CPU Y, 2 cores, no AMX, no GPU, torch 2.9 | 2026-01-01 00:00 | 42.0 |" in line
+
+
 def test_a_row_whose_code_changed_turns_stale_until_recomputed(fake_studies) -> None:
     source = fake_studies("fine")
     config = fake_studies.config()

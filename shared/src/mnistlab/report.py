@@ -131,6 +131,8 @@ def reproduce_study(name: str, module: str, budget: Budget, folder: Path) -> Stu
     print(f"[{name}] reproducing at budget {budget} in {folder}", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FAILURE_LOG).unlink(missing_ok=True)
+    earlier = previous_training(folder)
+    started_at = time.time()
     started = time.perf_counter()
     try:
         study: Study = load_study(name)
@@ -145,10 +147,27 @@ def reproduce_study(name: str, module: str, budget: Budget, folder: Path) -> Stu
         print(f"[{name}] failed: {error}", flush=True)
         return StudyRows(name, error=error)
     record = provenance(module, (time.perf_counter() - started) / 60)
+    trained_now = any(p.stat().st_mtime >= started_at for p in folder.glob(f"runs/**/{SUMMARY}"))
+    record["trained"] = earlier if earlier and not trained_now else training_record(record)
     payload = [{**row.to_json(), "provenance": record} for row in rows]
     (folder / ROWS).write_text(json.dumps(payload, indent=1) + "\n")
     print(f"[{name}] {len(rows)} rows in {record['minutes']:.1f} min", flush=True)
     return StudyRows(name, rows, record)
+
+
+def training_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Where and when a report that trained (some of) its runs measured them."""
+    return {key: record.get(key) for key in ("machine", "date", "minutes")}
+
+
+def previous_training(folder: Path) -> dict[str, Any] | None:
+    """The training record of a study's earlier rows: a reproduction that only reuses finished
+    runs recomputes the rows with today's code, but the runs were measured there and then."""
+    try:
+        record = json.loads((folder / ROWS).read_text())[0]["provenance"]
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return None
+    return record.get("trained") or training_record(record)
 
 
 def dry_run_study(name: str, budget: Budget) -> StudyRows:
@@ -282,23 +301,23 @@ def markdown(results: list[StudyRows], config: ReportConfig) -> str:
         "",
         "## Provenance",
         "",
-        "Report minutes: the reproduction's own wall time, short where it reused finished runs. "
-        "Training minutes: its committed runs' wall times summed (runs trained side by side "
-        "overlap), and the machines of the runs whose summaries name theirs (runs trained "
-        "since 2026-12-07); the machine column is the report's, and a study's README says "
-        "where older runs were trained elsewhere.",
+        "Commit and code: what computed the rows. Machine, measured and report minutes: the "
+        "report that trained the runs (a report that only reuses finished runs keeps them). "
+        "Training minutes: the committed runs' wall times summed (runs trained side by side "
+        "overlap), with the machines of the runs whose summaries name theirs (those trained "
+        "since 2026-12-07); a study's README says where older runs were trained elsewhere.",
         "",
         "| study | commit, code fingerprint | machine | measured | report minutes | "
         "training minutes |",
         "|---|---|---|---|---|---|",
     ]
     for result in measured:
-        record = result.provenance
+        trained = result.provenance.get("trained") or result.provenance
         folder = config.work_dir / config.budget / result.name
         lines.append(
             f"| {result.name} | {provenance_cell(result)} | "
-            f"{machine_line(record.get('machine') or {})} | {record.get('date', '—')} | "
-            f"{record.get('minutes', '—')} | {training_cell(folder)} |"
+            f"{machine_line(trained.get('machine') or {})} | {trained.get('date', '—')} | "
+            f"{trained.get('minutes', '—')} | {training_cell(folder)} |"
         )
     lines.append("")
     for result in measured:
@@ -322,11 +341,12 @@ def study_section(result: StudyRows, budget: Budget, folder: Path) -> str:
     runs, minutes, _ = training_minutes(folder)
     plural = "s" if runs > 1 else ""
     trained = f", its {runs} run{plural} {minutes:.1f} min of training in all" if runs else ""
+    measured = result.provenance.get("trained") or result.provenance
     lines = [
         f"Budget `{budget}`, written by `uv run report` from "
-        f"`reports/{budget}/{result.name}/rows.json` (measured {result.provenance.get('date')} on "
-        f"{machine_line(result.provenance.get('machine') or {})}, "
-        f"the report {result.provenance.get('minutes')} min{trained}; {provenance_cell(result)}"
+        f"`reports/{budget}/{result.name}/rows.json` (measured {measured.get('date')} on "
+        f"{machine_line(measured.get('machine') or {})}, "
+        f"the report {measured.get('minutes')} min{trained}; {provenance_cell(result)}"
         f"{'; STALE: the code changed since' if result.stale else ''}).",
         "",
         "| setting | source's setting | ours | source | verdict |",
