@@ -129,9 +129,9 @@ def without_checkpoint(run_dir: Path) -> str:
     its name is taken."""
     if (run_dir / SUMMARY).is_file():
         return (
-            f"run folder {run_dir} holds a finished run whose checkpoints were not kept (its "
-            f"results are in {run_dir / SUMMARY}), so there is nothing to resume or evaluate; "
-            "train it again under a new --run-name to get its weights"
+            f"run folder {run_dir} already exists and holds a finished run whose checkpoints "
+            f"were not kept (its results are in {run_dir / SUMMARY}), so there is nothing to "
+            "resume or evaluate; train it again under a new --run-name to get its weights"
         )
     if _locked(run_dir):
         return f"run folder {run_dir} is in use by a run still in its first epoch; wait for it"
