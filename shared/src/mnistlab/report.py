@@ -102,6 +102,12 @@ class StudyRows:
     error: str = ""
     stale: bool = False
 
+    @property
+    def measured(self) -> dict[str, Any]:
+        """Where, when and how long its runs were measured (rows from before the training
+        record was kept: the report that wrote them)."""
+        return self.provenance.get("trained") or self.provenance
+
 
 def study_module(installed: dict[str, str], name: str) -> str:
     return installed[name].split(":", 1)[0]
@@ -249,12 +255,16 @@ def training_minutes(folder: Path) -> tuple[int, float, Counter[str]]:
     return len(seconds), sum(seconds) / 60, machines
 
 
+def run_count(runs: int) -> str:
+    return f"{runs} run{'s' if runs > 1 else ''}"
+
+
 def training_cell(folder: Path) -> str:
     runs, minutes, machines = training_minutes(folder)
     if not runs:
         return "—"
     trained_on = "".join(f"; {line} ×{count}" for line, count in machines.items())
-    return f"{minutes:.1f} ({runs} run{'s' if runs > 1 else ''}{trained_on})"
+    return f"{minutes:.1f} ({run_count(runs)}{trained_on})"
 
 
 def row_line(name: str, row: Row, result: StudyRows) -> str:
@@ -312,7 +322,7 @@ def markdown(results: list[StudyRows], config: ReportConfig) -> str:
         "|---|---|---|---|---|---|",
     ]
     for result in measured:
-        trained = result.provenance.get("trained") or result.provenance
+        trained = result.measured
         folder = config.work_dir / config.budget / result.name
         lines.append(
             f"| {result.name} | {provenance_cell(result)} | "
@@ -339,9 +349,8 @@ def study_section(result: StudyRows, budget: Budget, folder: Path) -> str:
     if result.error or not result.rows:
         return f"No `{budget}` rows are committed yet; `{command}` measures them."
     runs, minutes, _ = training_minutes(folder)
-    plural = "s" if runs > 1 else ""
-    trained = f", its {runs} run{plural} {minutes:.1f} min of training in all" if runs else ""
-    measured = result.provenance.get("trained") or result.provenance
+    trained = f", its {run_count(runs)} {minutes:.1f} min of training in all" if runs else ""
+    measured = result.measured
     lines = [
         f"Budget `{budget}`, written by `uv run report` from "
         f"`reports/{budget}/{result.name}/rows.json` (measured {measured.get('date')} on "
